@@ -1,0 +1,3 @@
+from dnd_ledger.cli import main
+
+main()
