@@ -1,0 +1,772 @@
+"""The dnd-ledger application: commands get -> mutate -> save; queries return read models.
+
+One :class:`DndLedger` wraps an eventsourcing ``Application`` over SQLite,
+PostgreSQL or memory. Commands are recorded in batches (one transaction for
+the whole batch); optimistic-concurrency conflicts are retried from fresh state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Transcoder
+
+from dnd_ledger import commands as cmd
+from dnd_ledger.commands import Command, Outcome
+from dnd_ledger.domain.address import Address, address_uuid
+from dnd_ledger.domain.contact import Contact, contact_uuid
+from dnd_ledger.domain.decide import Decision, decide
+from dnd_ledger.domain.errors import Conflict, InvalidInput, LedgerError, UnknownContact
+from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
+from dnd_ledger.domain.state import CONTACT_ORIGIN, NO_EFFECT, ChannelState, Effect, Op, overall
+from dnd_ledger.domain.timecheck import check_occurred_at
+from dnd_ledger.domain.values import (
+    ALL_CHANNELS,
+    AddressKind,
+    Channel,
+    Direction,
+    DndKind,
+    EmailSignal,
+    InboundClass,
+    Mode,
+    Overall,
+    Source,
+)
+from dnd_ledger.persistence import Database, Sql, eventsourcing_env, parse_db_url
+from dnd_ledger.pii import (
+    Keyring,
+    KeyMismatch,
+    MemoryVault,
+    SqlVault,
+    Vault,
+    normalise_email,
+    normalise_phone,
+)
+from dnd_ledger.transcoding import LedgerTranscoder
+
+MAX_ID = 128
+MAX_TEXT = 4096
+MAX_ATTEMPTS = 8
+MESSAGE_CHANNELS = (Channel.SMS, Channel.WHATSAPP)
+LEGACY_KEY = "legacy-import"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class StatusView:
+    location_id: str
+    contact_id: str
+    dnd: Overall
+    channels: dict[Channel, ChannelState]
+    as_of: datetime
+    known_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "location_id": self.location_id,
+            "contact_id": self.contact_id,
+            "dnd": self.dnd.value,
+            "channels": {c.value: self.channels[c].to_json() for c in ALL_CHANNELS},
+            "as_of": self.as_of.isoformat(),
+            "known_at": self.known_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    version: int
+    event: str
+    occurred_at: datetime
+    recorded_at: datetime
+    source: str
+    actor: str | None
+    idempotency_key: str | None
+    policy_version: str
+    effect: dict[str, Any]
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "event": self.event,
+            "occurred_at": self.occurred_at.isoformat(),
+            "recorded_at": self.recorded_at.isoformat(),
+            "source": self.source,
+            "actor": self.actor,
+            "idempotency_key": self.idempotency_key,
+            "policy_version": self.policy_version,
+            "effect": self.effect,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class _Unit:
+    """The aggregates one batch touches, loaded once and saved together."""
+
+    app: DndLedger
+    contacts: dict[UUID, Contact | None] = field(default_factory=dict)
+    addresses: dict[UUID, Address | None] = field(default_factory=dict)
+    now: datetime = field(default_factory=utcnow)
+
+    def contact(self, location_id: str, contact_id: str) -> Contact | None:
+        cid = contact_uuid(location_id, contact_id)
+        if cid not in self.contacts:
+            self.contacts[cid] = self.app._get(cid)  # type: ignore[assignment]
+        return self.contacts[cid]
+
+    def add_contact(self, contact: Contact) -> None:
+        self.contacts[contact.id] = contact
+
+    def address(self, location_id: str, kind: AddressKind, ref: str) -> Address:
+        aid = address_uuid(location_id, ref)
+        if aid not in self.addresses:
+            self.addresses[aid] = self.app._get(aid)  # type: ignore[assignment]
+        found = self.addresses[aid]
+        if found is None:
+            found = Address.open(location_id, kind, ref, timestamp=self.now)
+            self.addresses[aid] = found
+        return found
+
+    def touched(self) -> list[Contact | Address]:
+        return [a for a in (*self.contacts.values(), *self.addresses.values()) if a is not None]
+
+
+class DndLedger(Application):
+    """The consent ledger. Construct with a database URL (or ``memory:``)."""
+
+    name = "dnd_ledger"
+
+    def __init__(
+        self,
+        db: str | Database = "memory:",
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        pii_key: bytes | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.db = parse_db_url(db) if isinstance(db, str) else db
+        full_env = eventsourcing_env(self.db)
+        full_env["AGGREGATE_CACHE_MAXSIZE"] = "50000"
+        full_env["DEEPCOPY_FROM_AGGREGATE_CACHE"] = "n"
+        if self.db.engine == "postgres":
+            full_env["CREATE_TABLE"] = "n"  # created once, under a lock, by _create_tables
+        full_env.update(env or {})
+        super().__init__(env=full_env)
+        self.policy = policy
+        self.clock = clock
+        self._lock = threading.RLock()
+        self.keyring = Keyring(pii_key if pii_key is not None else b"dnd-ledger memory key ")
+        self.sql: Sql | None = None
+        self.vault: Vault
+        if self.db.engine == "memory":
+            self.vault = MemoryVault()
+        else:
+            self.sql = Sql(self.recorder.datastore, self.db.engine)
+            self.vault = SqlVault(self.sql)
+            self._create_tables()
+            self._check_key()
+
+    # -- wiring -----------------------------------------------------------------
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = LedgerTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
+    def _create_tables(self) -> None:
+        assert self.sql is not None
+        vault = self.vault
+        assert isinstance(vault, SqlVault)
+        if self.db.engine == "postgres":
+            # Concurrent CREATE TABLE on PostgreSQL can fail: serialise it.
+            with self.recorder.datastore.get_connection() as conn:
+                conn.execute("SELECT pg_advisory_lock(74201)")
+                try:
+                    self.recorder.create_table()
+                    vault.create_table()
+                    self._create_meta()
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(74201)")
+        else:
+            vault.create_table()
+            self._create_meta()
+
+    def _create_meta(self) -> None:
+        assert self.sql is not None
+        self.sql.execute(
+            "CREATE TABLE IF NOT EXISTS dnd_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+
+    def _check_key(self) -> None:
+        assert self.sql is not None
+        check = self.keyring.check_value()
+        self.sql.execute(
+            "INSERT INTO dnd_meta (name, value) VALUES ('pii_key_check', ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (check,),
+        )
+        row = self.sql.fetchone("SELECT value FROM dnd_meta WHERE name = 'pii_key_check'")
+        if row is None or row[0] != check:
+            raise KeyMismatch(
+                "the PII key does not match the one this ledger was created with; "
+                "set DND_LEDGER_PII_KEY_FILE to the ledger's key file"
+            )
+
+    def _get(self, aggregate_id: UUID) -> Contact | Address | None:
+        try:
+            agg = self.repository.get(aggregate_id, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(agg, Contact | Address)
+        return agg
+
+    def _evict(self, aggregate_ids: Iterable[UUID]) -> None:
+        cache = self.repository.cache
+        if not cache:
+            return
+        for aid in aggregate_ids:
+            try:
+                cache.get(aid, evict=True)
+            except KeyError:
+                pass
+
+    # -- commands -----------------------------------------------------------------
+    def execute(self, command: Command) -> Outcome:
+        """Record one command; a refusal raises a :class:`LedgerError`."""
+        outcome = self.execute_many([command], raise_errors=True)[0]
+        return outcome
+
+    def execute_many(
+        self, commands: Sequence[Command], *, raise_errors: bool = False
+    ) -> list[Outcome]:
+        """Record many commands in one transaction.
+
+        A refused command yields ``Outcome("rejected", detail={"error": ...})``
+        and changes nothing; the others are recorded. Conflicts with concurrent
+        writers are retried from freshly loaded state.
+        """
+        for _attempt in range(MAX_ATTEMPTS):
+            with self._lock:
+                unit = _Unit(self, now=self.clock())
+                outcomes: list[Outcome] = []
+                try:
+                    for c in commands:
+                        try:
+                            outcomes.append(self._run(unit, c))
+                        except LedgerError as e:
+                            if raise_errors:
+                                raise
+                            outcomes.append(Outcome("rejected", detail={"error": str(e)}))
+                    self.save(*unit.touched())
+                except IntegrityError:
+                    self._evict([*unit.contacts, *unit.addresses])
+                    continue
+                except BaseException:
+                    self._evict([*unit.contacts, *unit.addresses])
+                    raise
+                return outcomes
+        raise Conflict(f"gave up after {MAX_ATTEMPTS} attempts: concurrent writers kept colliding")
+
+    def _run(self, unit: _Unit, c: Command) -> Outcome:
+        handler = _HANDLERS.get(type(c))
+        if handler is None:
+            raise InvalidInput(f"unknown command {type(c).__name__}")
+        # A refused command must leave no trace in the batch: remember the
+        # pending events of everything touched and drop what it added.
+        before = {id(a): len(a._pending_events) for a in unit.touched()}  # noqa: SLF001
+        try:
+            return handler(self, unit, c)
+        except LedgerError:
+            for a in unit.touched():
+                n = before.get(id(a))
+                if n is None:  # created by the refused command
+                    a._pending_events.clear()  # noqa: SLF001
+                elif len(a._pending_events) > n:  # noqa: SLF001
+                    raise  # guards run before events; a partial command is a bug
+            raise
+
+    def _time(self, unit: _Unit, occurred_at: datetime | None) -> datetime:
+        return unit.now if occurred_at is None else check_occurred_at(occurred_at, unit.now)
+
+    def _ref(self, kind: AddressKind | str, value: str) -> str:
+        ref = self.keyring.ref(kind, value)
+        self.vault.put(ref, str(kind), value)
+        return ref
+
+    def _phone_refs(self, phones: Iterable[str]) -> list[str]:
+        return list(dict.fromkeys(self._ref(AddressKind.PHONE, normalise_phone(p)) for p in phones))
+
+    def _email_refs(self, emails: Iterable[str]) -> list[str]:
+        return list(dict.fromkeys(self._ref(AddressKind.EMAIL, normalise_email(e)) for e in emails))
+
+    def _contact(self, unit: _Unit, location_id: str, contact_id: str) -> Contact:
+        _check_id("location_id", location_id)
+        _check_id("contact_id", contact_id)
+        contact = unit.contact(location_id, contact_id)
+        if contact is None:
+            raise UnknownContact(f"contact {contact_id!r} is not registered in location {location_id!r}")
+        return contact
+
+    def _register(self, unit: _Unit, c: cmd.RegisterContact) -> Outcome:
+        _check_id("location_id", c.location_id)
+        _check_id("contact_id", c.contact_id)
+        at = self._time(unit, c.occurred_at)
+        phones, emails = self._phone_refs(c.phones), self._email_refs(c.emails)
+        key = _request_key(c.request_id)
+        return self._ensure_contact(
+            unit, c.location_id, c.contact_id, phones, emails, at, Source.USER, c.actor, key
+        )
+
+    def _ensure_contact(
+        self,
+        unit: _Unit,
+        location_id: str,
+        contact_id: str,
+        phones: list[str],
+        emails: list[str],
+        at: datetime,
+        source: Source,
+        actor: str | None,
+        key: str | None,
+    ) -> Outcome:
+        contact = unit.contact(location_id, contact_id)
+        if contact is not None and contact.has_key(key):
+            return Outcome("duplicate", contacts=(contact_id,))
+        stamp = self.policy.stamp
+        if contact is None:
+            contact = Contact.register(
+                location_id, contact_id, at, phones, emails, source, actor, key, stamp,
+                timestamp=unit.now,
+            )  # fmt: skip
+            unit.add_contact(contact)
+            new_phones, new_emails = phones, emails
+            events = ["Registered"]
+        else:
+            new_phones = [p for p in phones if p not in contact.phones]
+            new_emails = [e for e in emails if e not in contact.emails]
+            if not new_phones and not new_emails:
+                return Outcome("duplicate", contacts=(contact_id,))
+            contact.add_addresses(
+                new_phones, new_emails, at, source, actor, key, stamp, timestamp=unit.now
+            )
+            events = ["AddressesAdded"]
+        for kind, refs in ((AddressKind.PHONE, new_phones), (AddressKind.EMAIL, new_emails)):
+            for ref in refs:
+                address = unit.address(location_id, kind, ref)
+                address.claim(contact_id, at, timestamp=unit.now)
+                # What the address said before this contact had it applies now.
+                for s in address.signals:
+                    if contact.has_key(s.idempotency_key):
+                        continue
+                    contact.record(
+                        s.event,
+                        occurred_at=s.occurred_at,
+                        source=s.source,
+                        actor=s.actor,
+                        idempotency_key=s.idempotency_key,
+                        policy_version=s.policy_version,
+                        effect=Effect.from_dict(s.effect),
+                        detail={**s.detail, "via": s.event_id},
+                        timestamp=unit.now,
+                    )
+                    events.append(s.event)
+        return Outcome("appended", events=tuple(events), contacts=(contact_id,))
+
+    def _set(self, unit: _Unit, c: cmd.SetDnd) -> Outcome:
+        contact = self._contact(unit, c.location_id, c.contact_id)
+        channels = _channels(c.channels)
+        actor = _required("actor", c.actor)
+        at = self._time(unit, c.occurred_at)
+        key = _request_key(c.request_id)
+        if contact.has_key(key):
+            return Outcome("duplicate", contacts=(c.contact_id,))
+        reason = _optional_text("reason", c.reason)
+        effect = Effect(
+            Op.BLOCK, channels, DndKind.ACTIVE, code="user",
+            message=reason or f"set by {actor} from the contact record",
+        )  # fmt: skip
+        contact.record(
+            "DndSetByUser", occurred_at=at, source=Source.USER, actor=actor, idempotency_key=key,
+            policy_version=self.policy.stamp, effect=effect, detail=_drop_none(reason=reason),
+            timestamp=unit.now,
+        )  # fmt: skip
+        return Outcome("appended", events=("DndSetByUser",), contacts=(c.contact_id,))
+
+    def _clear(self, unit: _Unit, c: cmd.ClearDnd) -> Outcome:
+        contact = self._contact(unit, c.location_id, c.contact_id)
+        channels = _channels(c.channels)
+        actor = _required("actor", c.actor)
+        at = self._time(unit, c.occurred_at)
+        key = _request_key(c.request_id)
+        if contact.has_key(key):
+            return Outcome("duplicate", contacts=(c.contact_id,))
+        reason = _optional_text("reason", c.reason)
+        contact.check_can_clear(channels, at, c.suppression_removed)
+        effect = Effect(
+            Op.CLEAR_TEMPORARY, channels, code="user",
+            message=reason or f"cleared by {actor} from the contact record",
+            attested=c.suppression_removed,
+        )  # fmt: skip
+        detail = _drop_none(reason=reason, suppression_removed=c.suppression_removed or None)
+        contact.record(
+            "DndClearedByUser", occurred_at=at, source=Source.USER, actor=actor,
+            idempotency_key=key, policy_version=self.policy.stamp, effect=effect, detail=detail,
+            timestamp=unit.now,
+        )  # fmt: skip
+        return Outcome("appended", events=("DndClearedByUser",), contacts=(c.contact_id,))
+
+    def _approve(self, unit: _Unit, c: cmd.ApproveOptIn) -> Outcome:
+        contact = self._contact(unit, c.location_id, c.contact_id)
+        channels = _channels(c.channels)
+        approver = _required("approver", c.approver)
+        ticket = _required("ticket", c.ticket)
+        evidence = _required("evidence", c.evidence, MAX_TEXT)
+        at = self._time(unit, c.occurred_at)
+        key = _request_key(c.request_id)
+        if contact.has_key(key):
+            return Outcome("duplicate", contacts=(c.contact_id,))
+        effect = Effect(
+            Op.CLEAR_ALL, channels, code="support-opt-in",
+            message=f"support-approved opt-in, ticket {ticket}, approved by {approver}",
+        )  # fmt: skip
+        contact.record(
+            "SupportOptInApproved", occurred_at=at, source=Source.SUPPORT, actor=approver,
+            idempotency_key=key, policy_version=self.policy.stamp, effect=effect,
+            detail={"ticket": ticket, "evidence_ref": self._ref("text", evidence)},
+            timestamp=unit.now,
+        )  # fmt: skip
+        return Outcome("appended", events=("SupportOptInApproved",), contacts=(c.contact_id,))
+
+    def _inbound(self, unit: _Unit, c: cmd.ReceiveInbound) -> Outcome:
+        _check_id("location_id", c.location_id)
+        if c.channel not in MESSAGE_CHANNELS:
+            raise InvalidInput(f"inbound messages arrive on sms or whatsapp, not {c.channel}")
+        message_id = _required("message_id", c.message_id)
+        if len(c.body) > MAX_TEXT:
+            raise InvalidInput(f"message body is longer than {MAX_TEXT} characters")
+        ref = self._phone_refs([c.from_address])[0]
+        at = self._time(unit, c.occurred_at)
+        ours = self.policy.classify_inbound(c.body)
+        theirs = (c.provider_opt_out_type or "").strip().upper() or None
+        effective = ours
+        if theirs == "STOP" and ours is not InboundClass.OPT_OUT:
+            effective = InboundClass.OPT_OUT  # the provider already blocks: the safe side
+        disagreement = theirs in ("STOP", "START") and {
+            "STOP": InboundClass.OPT_OUT, "START": InboundClass.OPT_IN
+        }[theirs] is not ours  # fmt: skip
+        detail: dict[str, Any] = {
+            "address_ref": ref,
+            "body_ref": self._ref("text", c.body),
+            "classification": ours.value,
+            "message_id": message_id,
+        }
+        if theirs:
+            detail["provider_opt_out_type"] = theirs
+            detail["disagreement"] = disagreement
+        ch = c.channel
+        if effective is InboundClass.OPT_OUT:
+            word = " ".join(c.body.split()).strip().upper()[:32]
+            event = "OptOutKeyword"
+            effect = Effect(Op.BLOCK, (ch,), DndKind.PERMANENT, code=word or theirs,
+                            message=f"opt-out keyword on {ch.value}", origin=ref)  # fmt: skip
+        elif effective is InboundClass.OPT_IN:
+            event = "StartReceived"
+            effect = Effect(Op.OPT_IN, (ch,), code="START",
+                            message=f"opt-in keyword on {ch.value}", origin=ref)  # fmt: skip
+        elif effective is InboundClass.SUSPECTED_REVOCATION:
+            event = "RevocationSuspected"
+            detail["review"] = "required"
+            level = self.policy.review.effect
+            effect = (
+                NO_EFFECT if level == "none" else
+                Effect(Op.BLOCK, (ch,), DndKind(_LEVEL[level]), code="review",
+                       message="message contains an opt-out word: flagged for human review",
+                       origin=ref)
+            )  # fmt: skip
+        else:
+            return Outcome("ignored", detail={"classification": ours.value})
+        return self._signal(
+            unit, c.location_id, AddressKind.PHONE, ref, event, at,
+            f"inbound:{message_id}", effect, detail,
+        )  # fmt: skip
+
+    def _carrier(self, unit: _Unit, c: cmd.ReportCarrierStatus) -> Outcome:
+        _check_id("location_id", c.location_id)
+        message_id = _required("message_id", c.message_id)
+        if c.error_code is None or c.error_code == 0:
+            return Outcome("ignored", detail={"reason": "no error code"})
+        rule = self.policy.carrier_rule(c.error_code)
+        if rule is None:
+            return Outcome(
+                "ignored",
+                detail={"reason": f"error {c.error_code} is not the contact's doing (sender side)"},
+            )
+        ref = self._phone_refs([c.to_address])[0]
+        at = self._time(unit, c.occurred_at)
+        channel = rule.channel or c.channel
+        level = DndKind(_LEVEL[rule.effect])
+        event = _CARRIER_EVENTS.get(c.error_code)
+        if event is None:
+            event = "CarrierErrorTemporary" if c.error_code in (30003, 30005, 30006) else "CarrierErrorReported"
+        effect = Effect(Op.BLOCK, (channel,), level, code=str(c.error_code),
+                        message=rule.description or f"carrier error {c.error_code}", origin=ref)  # fmt: skip
+        detail = {"address_ref": ref, "message_id": message_id, "status": c.status,
+                  "error_code": c.error_code}  # fmt: skip
+        key = f"status:{message_id}:{c.status}:{c.error_code}"
+        return self._signal(unit, c.location_id, AddressKind.PHONE, ref, event, at, key, effect, detail)
+
+    def _email(self, unit: _Unit, c: cmd.ReportEmailEvent) -> Outcome:
+        _check_id("location_id", c.location_id)
+        token = _required("idempotency_key", c.idempotency_key)
+        rule = self.policy.email_rule(c.signal, c.reason)
+        if rule.effect == "none":
+            return Outcome(
+                "ignored",
+                detail={"reason": f"{c.signal.value} ({c.reason or 'no reason'}) has no DND effect"},
+            )
+        ref = self._email_refs([c.recipient])[0]
+        at = self._time(unit, c.occurred_at)
+        event = _EMAIL_EVENTS[c.signal]
+        reason = (c.reason or "").strip().lower() or None
+        effect = Effect(
+            Op.BLOCK, (Channel.EMAIL,), DndKind(_LEVEL[rule.effect]),
+            code=reason or c.signal.value,
+            message=f"email {c.signal.value}" + (f": {reason}" if reason else ""),
+            origin=ref, suppression=rule.requires_suppression_removal,
+        )  # fmt: skip
+        detail = _drop_none(address_ref=ref, reason=reason, provider_event_id=c.event_id)
+        return self._signal(
+            unit, c.location_id, AddressKind.EMAIL, ref, event, at, f"email:{token}", effect, detail
+        )
+
+    def _legacy(self, unit: _Unit, c: cmd.ImportLegacy) -> Outcome:
+        _check_id("location_id", c.location_id)
+        _check_id("contact_id", c.contact_id)
+        at = self._time(unit, c.occurred_at)
+        phones, emails = self._phone_refs(c.phones), self._email_refs(c.emails)
+        contact = unit.contact(c.location_id, c.contact_id)
+        if contact is not None and contact.has_key(LEGACY_KEY):
+            return Outcome("duplicate", contacts=(c.contact_id,))
+        reg = self._ensure_contact(
+            unit, c.location_id, c.contact_id, phones, emails, at, Source.IMPORT, "legacy-import", None
+        )
+        contact = unit.contact(c.location_id, c.contact_id)
+        assert contact is not None
+        effect = (
+            Effect(Op.BLOCK, ALL_CHANNELS, DndKind.ACTIVE, code="legacy",
+                   message="DND was on in the legacy single-flag system")
+            if c.dnd else NO_EFFECT
+        )  # fmt: skip
+        contact.record(
+            "LegacyDndImported", occurred_at=at, source=Source.IMPORT, actor="legacy-import",
+            idempotency_key=LEGACY_KEY, policy_version=self.policy.stamp, effect=effect,
+            detail={"legacy_dnd": c.dnd}, timestamp=unit.now,
+        )  # fmt: skip
+        events = (*(reg.events if reg.result == "appended" else ()), "LegacyDndImported")
+        return Outcome("appended", events=events, contacts=(c.contact_id,))
+
+    def _signal(
+        self,
+        unit: _Unit,
+        location_id: str,
+        kind: AddressKind,
+        ref: str,
+        event: str,
+        at: datetime,
+        key: str,
+        effect: Effect,
+        detail: dict[str, Any],
+    ) -> Outcome:
+        """Record a provider event on its address, then on every contact that has it."""
+        address = unit.address(location_id, kind, ref)
+        if key in address.keys:
+            return Outcome("duplicate", events=(event,), contacts=tuple(address.claimants))
+        signal = address.record_signal(
+            event, occurred_at=at, source=Source.PROVIDER, actor=None, idempotency_key=key,
+            policy_version=self.policy.stamp, effect=effect.to_dict(), detail=detail,
+            timestamp=unit.now,
+        )  # fmt: skip
+        for contact_id in address.claimants:
+            contact = unit.contact(location_id, contact_id)
+            assert contact is not None
+            if contact.has_key(key):
+                continue
+            contact.record(
+                event, occurred_at=at, source=Source.PROVIDER, actor=None, idempotency_key=key,
+                policy_version=self.policy.stamp, effect=effect,
+                detail={**detail, "via": signal.event_id}, timestamp=unit.now,
+            )  # fmt: skip
+        state = "held until a contact registers the address" if not address.claimants else None
+        return Outcome(
+            "appended",
+            events=(event,),
+            contacts=tuple(address.claimants),
+            detail=_drop_none(address=state),
+        )
+
+    # -- queries ------------------------------------------------------------------
+    def _load_contact(self, location_id: str, contact_id: str) -> Contact:
+        _check_id("location_id", location_id)
+        _check_id("contact_id", contact_id)
+        found = self._get(contact_uuid(location_id, contact_id))
+        if not isinstance(found, Contact):
+            raise UnknownContact(f"contact {contact_id!r} is not registered in location {location_id!r}")
+        return found
+
+    def status(
+        self,
+        location_id: str,
+        contact_id: str,
+        *,
+        as_of: datetime | None = None,
+        known_at: datetime | None = None,
+    ) -> StatusView:
+        now = self.clock()
+        as_of_t = _aware("as_of", as_of) or now
+        known_t = _aware("known_at", known_at) or now
+        with self._lock:
+            contact = self._load_contact(location_id, contact_id)
+            state = contact.state_at(as_of_t, None if known_t >= now else known_t)
+            channels = state.channels()
+        return StatusView(location_id, contact_id, overall(channels), channels, as_of_t, known_t)
+
+    def can_send(
+        self,
+        location_id: str,
+        contact_id: str,
+        channel: Channel,
+        *,
+        direction: Direction = Direction.OUTBOUND,
+        mode: Mode = Mode.AUTOMATED,
+        as_of: datetime | None = None,
+        known_at: datetime | None = None,
+    ) -> Decision:
+        view = self.status(location_id, contact_id, as_of=as_of, known_at=known_at)
+        return decide(view.channels, channel, direction, mode)
+
+    def history(self, location_id: str, contact_id: str) -> list[HistoryItem]:
+        contact_id_uuid = contact_uuid(location_id, contact_id)
+        self._load_contact(location_id, contact_id)
+        items = []
+        for e in self.events.get(contact_id_uuid):
+            name = type(e).__name__
+            d = e.__dict__
+            items.append(
+                HistoryItem(
+                    version=e.originator_version,
+                    event=name,
+                    occurred_at=d.get("occurred_at", e.timestamp),
+                    recorded_at=e.timestamp,
+                    source=str(d.get("source", "")),
+                    actor=d.get("actor"),
+                    idempotency_key=d.get("idempotency_key"),
+                    policy_version=d.get("policy_version", ""),
+                    effect=d.get("effect", {}),
+                    detail=_history_detail(name, d),
+                )
+            )
+        return items
+
+    def contact_addresses(self, location_id: str, contact_id: str) -> dict[str, list[str]]:
+        with self._lock:
+            contact = self._load_contact(location_id, contact_id)
+            return {"phones": list(contact.phones), "emails": list(contact.emails)}
+
+    def reveal(self, ref: str) -> str | None:
+        """The personal value behind a reference, unless it was erased."""
+        return self.vault.get(ref)
+
+    def erase_personal_data(self, location_id: str, contact_id: str) -> int:
+        """Erase the contact's addresses from the vault; the ledger stays intact."""
+        refs = self.contact_addresses(location_id, contact_id)
+        return self.vault.erase([*refs["phones"], *refs["emails"]])
+
+
+def _history_detail(name: str, d: dict[str, Any]) -> dict[str, Any]:
+    if name == "Registered" or name == "AddressesAdded":
+        return {"phones": list(d.get("phones", [])), "emails": list(d.get("emails", []))}
+    return dict(d.get("detail", {}))
+
+
+_LEVEL = {"temporary": "active", "permanent": "permanent"}
+_CARRIER_EVENTS = {30004: "CarrierError30004", 21610: "CarrierError21610", 63014: "WhatsAppBlocked63014"}
+_EMAIL_EVENTS = {
+    EmailSignal.FAILED_PERMANENT: "MailgunPermanentFailure",
+    EmailSignal.FAILED_TEMPORARY: "MailgunTemporaryFailure",
+    EmailSignal.COMPLAINED: "MailgunComplaint",
+    EmailSignal.UNSUBSCRIBED: "MailgunUnsubscribed",
+}
+
+_HANDLERS: dict[type[Any], Callable[[DndLedger, _Unit, Any], Outcome]] = {
+    cmd.RegisterContact: DndLedger._register,
+    cmd.SetDnd: DndLedger._set,
+    cmd.ClearDnd: DndLedger._clear,
+    cmd.ApproveOptIn: DndLedger._approve,
+    cmd.ReceiveInbound: DndLedger._inbound,
+    cmd.ReportCarrierStatus: DndLedger._carrier,
+    cmd.ReportEmailEvent: DndLedger._email,
+    cmd.ImportLegacy: DndLedger._legacy,
+}
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value or not value.strip():
+        raise InvalidInput(f"{name} is empty")
+    if len(value) > MAX_ID or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidInput(f"{name} {value[:40]!r} is too long or has control characters")
+
+
+def _required(name: str, value: str | None, limit: int = 256) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput(f"{name} is required")
+    if len(text) > limit:
+        raise InvalidInput(f"{name} is longer than {limit} characters")
+    return text
+
+
+def _optional_text(name: str, value: str | None) -> str | None:
+    return _required(name, value, MAX_TEXT) if value and value.strip() else None
+
+
+def _channels(channels: Sequence[Channel]) -> tuple[Channel, ...]:
+    if not channels:
+        raise InvalidInput("no channel given: name channels or use all")
+    out = []
+    for ch in channels:
+        try:
+            out.append(Channel(ch))
+        except ValueError:
+            raise InvalidInput(
+                f"unknown channel {ch!r}; channels are {', '.join(c.value for c in ALL_CHANNELS)}"
+            ) from None
+    return tuple(dict.fromkeys(out))
+
+
+def _request_key(request_id: str | None) -> str | None:
+    if request_id is None or not request_id.strip():
+        return None
+    return "request:" + _required("request_id", request_id)
+
+
+def _aware(name: str, t: datetime | None) -> datetime | None:
+    if t is not None and (t.tzinfo is None or t.utcoffset() is None):
+        raise InvalidInput(f"{name} {t.isoformat()} has no time zone")
+    return t
+
+
+def _drop_none(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+__all__ = ["CONTACT_ORIGIN", "DndLedger", "HistoryItem", "StatusView"]

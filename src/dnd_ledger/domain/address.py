@@ -1,0 +1,137 @@
+"""The Address aggregate: what providers reported about one address in one location.
+
+Provider events arrive by address, not by contact. Each is recorded here first
+(this stream serialises them with registrations, so none is lost to a race),
+then applied to every contact that has the address; a contact that registers
+the address later adopts everything recorded here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from dnd_ledger.domain.contact import _NS
+from dnd_ledger.domain.values import AddressKind, Source
+
+
+def address_uuid(location_id: str, ref: str) -> UUID:
+    return uuid5(_NS, f"address\x1f{location_id}\x1f{ref}")
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A provider event about this address, as recorded on its stream."""
+
+    event: str  # the contact event it becomes, e.g. "OptOutKeyword"
+    event_id: str
+    occurred_at: datetime
+    source: Source
+    actor: str | None
+    idempotency_key: str
+    policy_version: str
+    effect: dict[str, Any]
+    detail: dict[str, Any]
+
+
+class Address(Aggregate):
+    class Seen(Aggregate.Created):
+        location_id: str
+        kind: AddressKind
+        ref: str
+
+    class Claimed(Aggregate.Event):
+        contact_id: str
+        occurred_at: datetime
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Address)
+            if self.contact_id not in aggregate.claimants:
+                aggregate.claimants.append(self.contact_id)
+
+    class SignalRecorded(Aggregate.Event):
+        event: str
+        occurred_at: datetime
+        source: Source
+        actor: str | None
+        idempotency_key: str
+        policy_version: str
+        effect: dict[str, Any]
+        detail: dict[str, Any]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Address)
+            aggregate.keys.add(self.idempotency_key)
+            aggregate.signals.append(
+                Signal(
+                    event=self.event,
+                    event_id=f"{self.originator_id}:{self.originator_version}",
+                    occurred_at=self.occurred_at,
+                    source=self.source,
+                    actor=self.actor,
+                    idempotency_key=self.idempotency_key,
+                    policy_version=self.policy_version,
+                    effect=self.effect,
+                    detail=self.detail,
+                )
+            )
+
+    def __init__(self, location_id: str, kind: AddressKind, ref: str) -> None:
+        self.location_id = location_id
+        self.kind = kind
+        self.ref = ref
+        self.claimants: list[str] = []
+        self.keys: set[str] = set()
+        self.signals: list[Signal] = []
+
+    @classmethod
+    def open(
+        cls, location_id: str, kind: AddressKind, ref: str, timestamp: datetime | None = None
+    ) -> Address:
+        return cls._create(
+            cls.Seen,
+            id=address_uuid(location_id, ref),
+            timestamp=timestamp,
+            location_id=location_id,
+            kind=kind,
+            ref=ref,
+        )
+
+    def claim(
+        self, contact_id: str, occurred_at: datetime, timestamp: datetime | None = None
+    ) -> None:
+        if contact_id not in self.claimants:
+            self.trigger_event(
+                self.Claimed, timestamp=timestamp, contact_id=contact_id, occurred_at=occurred_at
+            )
+
+    def record_signal(
+        self,
+        event: str,
+        *,
+        occurred_at: datetime,
+        source: Source,
+        actor: str | None,
+        idempotency_key: str,
+        policy_version: str,
+        effect: dict[str, Any],
+        detail: dict[str, Any],
+        timestamp: datetime | None = None,
+    ) -> Signal:
+        self.trigger_event(
+            self.SignalRecorded,
+            timestamp=timestamp,
+            event=event,
+            occurred_at=occurred_at,
+            source=source,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            policy_version=policy_version,
+            effect=effect,
+            detail=detail,
+        )
+        return self.signals[-1]

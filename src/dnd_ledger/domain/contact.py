@@ -1,0 +1,317 @@
+"""The Contact aggregate: one contact of one location, its addresses and DND history.
+
+Every change is an event; the DND state is the fold of the events' effects by
+``occurred_at`` (see :mod:`dnd_ledger.domain.state`). Payloads hold keyed
+references (``ref``) to phone numbers, email addresses and texts, never the
+values themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from dnd_ledger.domain.errors import AttestationRequired, InvalidInput, PermanentDnd
+from dnd_ledger.domain.state import (
+    CONTACT_ORIGIN,
+    Block,
+    DndState,
+    Effect,
+    Entry,
+    Op,
+    fold,
+)
+from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Source
+
+_NS = uuid5(NAMESPACE_URL, "urn:dnd-ledger")
+
+
+def contact_uuid(location_id: str, contact_id: str) -> UUID:
+    return uuid5(_NS, f"contact\x1f{location_id}\x1f{contact_id}")
+
+
+class Contact(Aggregate):
+    class Registered(Aggregate.Created):
+        location_id: str
+        contact_id: str
+        occurred_at: datetime
+        phones: list[str]
+        emails: list[str]
+        source: Source
+        actor: str | None
+        idempotency_key: str | None
+        policy_version: str
+
+    class AddressesAdded(Aggregate.Event):
+        occurred_at: datetime
+        phones: list[str]
+        emails: list[str]
+        source: Source
+        actor: str | None
+        idempotency_key: str | None
+        policy_version: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Contact)
+            aggregate._add_addresses(self.phones, self.emails)
+            if self.idempotency_key:
+                aggregate.keys.add(self.idempotency_key)
+
+    class DndEvent(Aggregate.Event):
+        """Base of every event that may change DND; its effect says how."""
+
+        occurred_at: datetime
+        source: Source
+        actor: str | None
+        idempotency_key: str | None
+        policy_version: str
+        effect: dict[str, Any]
+        detail: dict[str, Any]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Contact)
+            aggregate._take(self)
+
+    # The events' names are what the audit trail shows; they say what happened.
+    class DndSetByUser(DndEvent): ...
+
+    class DndClearedByUser(DndEvent): ...
+
+    class SupportOptInApproved(DndEvent): ...
+
+    class OptOutKeyword(DndEvent): ...
+
+    class StartReceived(DndEvent): ...
+
+    class RevocationSuspected(DndEvent): ...
+
+    class CarrierErrorTemporary(DndEvent):
+        """Twilio 30003, 30005, 30006: the handset or number is unreachable for now."""
+
+    class CarrierError30004(DndEvent):
+        """Twilio 30004: message blocked by the recipient."""
+
+    class CarrierError21610(DndEvent):
+        """Twilio 21610: the recipient has unsubscribed (replied STOP)."""
+
+    class WhatsAppBlocked63014(DndEvent):
+        """Twilio 63014: the user blocked the sender on WhatsApp."""
+
+    class CarrierErrorReported(DndEvent):
+        """Any other carrier code the operator's policy maps to an effect."""
+
+    class MailgunPermanentFailure(DndEvent): ...
+
+    class MailgunTemporaryFailure(DndEvent): ...
+
+    class MailgunComplaint(DndEvent): ...
+
+    class MailgunUnsubscribed(DndEvent): ...
+
+    class LegacyDndImported(DndEvent): ...
+
+    def __init__(
+        self,
+        location_id: str,
+        contact_id: str,
+        occurred_at: datetime,
+        phones: list[str],
+        emails: list[str],
+        source: Source,
+        actor: str | None,
+        idempotency_key: str | None,
+        policy_version: str,
+    ) -> None:
+        self.location_id = location_id
+        self.contact_id = contact_id
+        self.registered_at = occurred_at
+        self.phones: list[str] = []
+        self.emails: list[str] = []
+        self.entries: list[Entry] = []
+        self.keys: set[str] = set()
+        self.state = DndState()
+        self._last_occurred: datetime | None = None
+        self._add_addresses(phones, emails)
+        if idempotency_key:
+            self.keys.add(idempotency_key)
+
+    # -- commands ---------------------------------------------------------------
+    @classmethod
+    def register(
+        cls,
+        location_id: str,
+        contact_id: str,
+        occurred_at: datetime,
+        phones: list[str],
+        emails: list[str],
+        source: Source,
+        actor: str | None,
+        idempotency_key: str | None,
+        policy_version: str,
+        timestamp: datetime | None = None,
+    ) -> Contact:
+        return cls._create(
+            cls.Registered,
+            timestamp=timestamp,
+            id=contact_uuid(location_id, contact_id),
+            location_id=location_id,
+            contact_id=contact_id,
+            occurred_at=occurred_at,
+            phones=phones,
+            emails=emails,
+            source=source,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            policy_version=policy_version,
+        )
+
+    def add_addresses(
+        self,
+        phones: list[str],
+        emails: list[str],
+        occurred_at: datetime,
+        source: Source,
+        actor: str | None,
+        idempotency_key: str | None,
+        policy_version: str,
+        timestamp: datetime | None = None,
+    ) -> None:
+        new_phones = [p for p in phones if p not in self.phones]
+        new_emails = [e for e in emails if e not in self.emails]
+        if new_phones or new_emails:
+            self.trigger_event(
+                self.AddressesAdded,
+                timestamp=timestamp,
+                occurred_at=occurred_at,
+                phones=new_phones,
+                emails=new_emails,
+                source=source,
+                actor=actor,
+                idempotency_key=idempotency_key,
+                policy_version=policy_version,
+            )
+
+    def record(
+        self,
+        event: str,
+        *,
+        occurred_at: datetime,
+        source: Source,
+        actor: str | None,
+        idempotency_key: str | None,
+        policy_version: str,
+        effect: Effect,
+        detail: dict[str, Any] | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Record a DND event by name (see :data:`EVENT_CLASSES`)."""
+        try:
+            cls = EVENT_CLASSES[event]
+        except KeyError:
+            raise InvalidInput(f"unknown event {event!r}") from None
+        self.trigger_event(
+            cls,
+            timestamp=timestamp,
+            occurred_at=occurred_at,
+            source=source,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            policy_version=policy_version,
+            effect=effect.to_dict(),
+            detail=detail or {},
+        )
+
+    # -- guards -----------------------------------------------------------------
+    def check_can_clear(
+        self, channels: tuple[Channel, ...], occurred_at: datetime, suppression_removed: bool
+    ) -> None:
+        """Refuse a user's clear of permanent DND, or of an unattested suppression."""
+        state = self.state_at(occurred_at)
+        for ch in channels:
+            permanent = state.permanent_blocks(ch)
+            if permanent:
+                raise PermanentDnd(
+                    f"{ch.value} has permanent DND ({describe(permanent[0])}); it cannot be "
+                    "cleared from the contact record: only an inbound START from that address "
+                    "on that channel, or a support-approved opt-in with the contact's "
+                    "opt-in evidence, lifts it"
+                )
+            suppressed = state.suppression_blocks(ch)
+            if suppressed and not suppression_removed:
+                raise AttestationRequired(
+                    f"{ch.value} DND was caused by {describe(suppressed[0])}: remove the address "
+                    "from the provider's suppression list and re-validate it, then clear "
+                    "with the suppression-removed attestation (--suppression-removed)"
+                )
+
+    # -- queries ----------------------------------------------------------------
+    def has_key(self, key: str | None) -> bool:
+        return key is not None and key in self.keys
+
+    def state_at(
+        self, as_of: datetime | None = None, known_at: datetime | None = None
+    ) -> DndState:
+        if known_at is None and (
+            as_of is None or self._last_occurred is None or as_of >= self._last_occurred
+        ):
+            return self.state
+        return fold(self.entries, as_of=as_of, known_at=known_at)
+
+    # -- mutators (applied from events, also on replay) -------------------------
+    def _add_addresses(self, phones: list[str], emails: list[str]) -> None:
+        self.phones.extend(p for p in phones if p not in self.phones)
+        self.emails.extend(e for e in emails if e not in self.emails)
+
+    def _take(self, event: Contact.DndEvent) -> None:
+        entry = Entry(
+            occurred_at=event.occurred_at,
+            recorded_at=event.timestamp,
+            seq=event.originator_version,
+            event=type(event).__name__,
+            event_id=f"{event.originator_id}:{event.originator_version}",
+            effect=Effect.from_dict(event.effect),
+        )
+        self.entries.append(entry)
+        if event.idempotency_key:
+            self.keys.add(event.idempotency_key)
+        if self._last_occurred is None or entry.occurred_at >= self._last_occurred:
+            self._last_occurred = entry.occurred_at
+            self.state.apply(entry)
+        else:
+            # Arrived out of order: refold so each effect applies in effective time.
+            self.state = fold(self.entries)
+
+
+def describe(block: Block) -> str:
+    kind = "permanent" if block.level is DndKind.PERMANENT else "temporary"
+    origin = "" if block.origin == CONTACT_ORIGIN else f" from address {block.origin[:12]}"
+    code = f" code {block.code}" if block.code else ""
+    return f"{kind} DND by {block.event}{code}{origin} since {block.since.isoformat()}"
+
+
+EVENT_CLASSES: dict[str, type[Contact.DndEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        Contact.DndSetByUser,
+        Contact.DndClearedByUser,
+        Contact.SupportOptInApproved,
+        Contact.OptOutKeyword,
+        Contact.StartReceived,
+        Contact.RevocationSuspected,
+        Contact.CarrierErrorTemporary,
+        Contact.CarrierError30004,
+        Contact.CarrierError21610,
+        Contact.WhatsAppBlocked63014,
+        Contact.CarrierErrorReported,
+        Contact.MailgunPermanentFailure,
+        Contact.MailgunTemporaryFailure,
+        Contact.MailgunComplaint,
+        Contact.MailgunUnsubscribed,
+        Contact.LegacyDndImported,
+    )
+}
+
+__all__ = ["ALL_CHANNELS", "EVENT_CLASSES", "Contact", "Op", "contact_uuid", "describe"]

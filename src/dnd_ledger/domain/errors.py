@@ -1,0 +1,27 @@
+"""Domain errors: a refused command appends nothing and says why."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base class of every refusal the ledger reports to its callers."""
+
+
+class InvalidInput(LedgerError):
+    """The command is malformed (bad channel, address, time, empty field...)."""
+
+
+class UnknownContact(LedgerError):
+    """The contact was never registered (a typo must not read as 'no DND')."""
+
+
+class PermanentDnd(LedgerError):
+    """A permanent DND cannot be cleared from the contact record."""
+
+
+class AttestationRequired(LedgerError):
+    """Clearing a bounce/suppression email DND needs the suppression-removed attestation."""
+
+
+class Conflict(LedgerError):
+    """Concurrent writers kept colliding; the command was not recorded."""

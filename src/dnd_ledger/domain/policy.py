@@ -1,0 +1,206 @@
+"""The DND policy as data: keyword sets, carrier-code map, email-reason map.
+
+The built-in defaults are DESIGN §2's table. An operator may supply a TOML or
+JSON file; it is validated here and its version (plus a digest of its content)
+is recorded on every event it produces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dnd_ledger.domain.keywords import classify, normalise, phrase_pattern
+from dnd_ledger.domain.values import Channel, EmailSignal, InboundClass
+
+EffectName = Literal["none", "temporary", "permanent"]
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be read or is not valid."""
+
+
+class CarrierRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    effect: EffectName
+    channel: Channel | None = Field(
+        default=None,
+        description="Channel the effect applies to; None means the message's own channel.",
+    )
+    description: str = ""
+
+
+class EmailRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    effect: EffectName
+    #: Clearing a temporary DND from this rule needs the user's attestation that
+    #: the address left the provider's suppression list and was re-validated.
+    requires_suppression_removal: bool = False
+
+
+class ReviewRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    #: Words or phrases that, inside a longer message, suggest a revocation.
+    words: tuple[str, ...] = (
+        "stop",
+        "stopall",
+        "unsubscribe",
+        "unstop",
+        "opt out",
+        "opt-out",
+        "optout",
+        "revoke",
+    )
+    effect: EffectName = "temporary"
+
+
+_DEFAULT_CARRIER: dict[str, CarrierRule] = {
+    "30003": CarrierRule(effect="temporary", channel=Channel.SMS, description="Unreachable handset"),
+    "30005": CarrierRule(effect="temporary", channel=Channel.SMS, description="Unknown destination"),
+    "30006": CarrierRule(effect="temporary", channel=Channel.SMS, description="Landline or unreachable carrier"),
+    "30004": CarrierRule(effect="permanent", channel=Channel.SMS, description="Message blocked by the recipient"),
+    "21610": CarrierRule(effect="permanent", channel=Channel.SMS, description="Recipient unsubscribed (replied STOP)"),
+    "63014": CarrierRule(effect="permanent", channel=Channel.WHATSAPP, description="Blocked by the user on WhatsApp"),
+}  # fmt: skip
+
+_DEFAULT_EMAIL_FAILED_PERMANENT: dict[str, EmailRule] = {
+    "bounce": EmailRule(effect="temporary", requires_suppression_removal=True),
+    "generic": EmailRule(effect="temporary", requires_suppression_removal=True),
+    "suppress-bounce": EmailRule(effect="temporary", requires_suppression_removal=True),
+    "suppress-complaint": EmailRule(effect="permanent"),
+    "suppress-unsubscribe": EmailRule(effect="permanent"),
+}
+
+
+class Policy(BaseModel):
+    """A complete, validated policy. Every field has the built-in default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(default="builtin-1", min_length=1, max_length=64)
+    opt_out_keywords: tuple[str, ...] = (
+        "STOP",
+        "UNSTOP",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "STOPALL",
+        "END",
+        "QUIT",
+        "REVOKE",
+        "OPTOUT",
+        "OPT OUT",
+        "OPT-OUT",
+    )
+    opt_in_keywords: tuple[str, ...] = ("START",)
+    review: ReviewRule = ReviewRule()
+    carrier_codes: dict[str, CarrierRule] = Field(default_factory=lambda: dict(_DEFAULT_CARRIER))
+    email_failed_permanent: dict[str, EmailRule] = Field(
+        default_factory=lambda: dict(_DEFAULT_EMAIL_FAILED_PERMANENT)
+    )
+    #: Effect of a permanent failure whose reason is not in the map above.
+    email_failed_permanent_other: EmailRule = EmailRule(effect="none")
+    email_failed_temporary: EffectName = "none"
+    email_complained: EffectName = "permanent"
+    email_unsubscribed: EffectName = "permanent"
+
+    @field_validator("opt_out_keywords", "opt_in_keywords")
+    @classmethod
+    def _keywords_not_blank(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for word in value:
+            if not normalise(word):
+                raise ValueError(f"keyword {word!r} is empty after normalisation")
+        return value
+
+    @field_validator("carrier_codes")
+    @classmethod
+    def _codes_are_numbers(cls, value: dict[str, CarrierRule]) -> dict[str, CarrierRule]:
+        for code in value:
+            if not code.isdigit():
+                raise ValueError(f"carrier code {code!r} is not a number")
+        return value
+
+    @model_validator(mode="after")
+    def _keyword_sets_disjoint(self) -> Policy:
+        overlap = self._opt_out & self._opt_in
+        if overlap:
+            raise ValueError(f"keywords both opt-out and opt-in: {sorted(overlap)}")
+        return self
+
+    # -- derived, computed once -------------------------------------------------
+    @cached_property
+    def _opt_out(self) -> frozenset[str]:
+        return frozenset(normalise(w) for w in self.opt_out_keywords)
+
+    @cached_property
+    def _opt_in(self) -> frozenset[str]:
+        return frozenset(normalise(w) for w in self.opt_in_keywords)
+
+    @cached_property
+    def _review(self) -> re.Pattern[str] | None:
+        return phrase_pattern(self.review.words) if self.review.enabled else None
+
+    @cached_property
+    def digest(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @cached_property
+    def stamp(self) -> str:
+        """What each event records: the declared version and a content digest."""
+        return f"{self.version}+{self.digest[:12]}"
+
+    # -- pure classifiers -------------------------------------------------------
+    def classify_inbound(self, body: str) -> InboundClass:
+        return classify(body, self._opt_out, self._opt_in, self._review)
+
+    def carrier_rule(self, code: int) -> CarrierRule | None:
+        """The rule for a carrier error code; None means it is not the contact's doing."""
+        rule = self.carrier_codes.get(str(code))
+        if rule is None or rule.effect == "none":
+            return None
+        return rule
+
+    def email_rule(self, signal: EmailSignal, reason: str | None) -> EmailRule:
+        if signal is EmailSignal.FAILED_PERMANENT:
+            key = (reason or "").strip().lower()
+            return self.email_failed_permanent.get(key, self.email_failed_permanent_other)
+        if signal is EmailSignal.FAILED_TEMPORARY:
+            return EmailRule(effect=self.email_failed_temporary)
+        if signal is EmailSignal.COMPLAINED:
+            return EmailRule(effect=self.email_complained)
+        return EmailRule(effect=self.email_unsubscribed)
+
+
+DEFAULT_POLICY = Policy()
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Load a policy file (``.toml`` or ``.json``); None gives the built-in default."""
+    if path is None:
+        return DEFAULT_POLICY
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise PolicyError(f"cannot read policy file {p}: {e.strerror}") from e
+    try:
+        data = json.loads(raw) if p.suffix.lower() == ".json" else tomllib.loads(raw.decode())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise PolicyError(f"policy file {p} is not valid {p.suffix or 'TOML'}: {e}") from e
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise PolicyError(f"policy file {p}: {where}: {first['msg']}") from e

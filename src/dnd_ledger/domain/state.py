@@ -1,0 +1,240 @@
+"""Per-channel DND state and the fold that rebuilds it from recorded effects.
+
+Each event carries an :class:`Effect`, computed by the policy when the event was
+recorded. A contact's state is the fold of its effects ordered by
+``occurred_at`` (ties: recording order), each effect applying on its own terms:
+a user's clear removes temporary DND only, whatever came before it in the fold.
+
+A channel may be DND for several reasons at once (a STOP from one phone, a
+carrier error on another, a user's toggle); each reason is a :class:`Block`.
+The channel's status is the strongest of its blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
+
+#: Origin of a block set on the contact record itself rather than by an address.
+CONTACT_ORIGIN = "contact"
+
+
+class Op(StrEnum):
+    NONE = "none"  # recorded for the audit trail, changes no channel
+    BLOCK = "block"  # add a reason for DND (temporary or permanent)
+    CLEAR_TEMPORARY = "clear-temporary"  # a user's clear: temporary DND only
+    OPT_IN = "opt-in"  # START from an address: its own blocks and all temporary ones
+    CLEAR_ALL = "clear-all"  # support-approved opt-in: everything on the channels
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    op: Op
+    channels: tuple[Channel, ...] = ()
+    level: DndKind | None = None
+    code: str | None = None
+    message: str | None = None
+    origin: str = CONTACT_ORIGIN
+    suppression: bool = False  # clearing needs the suppression-removed attestation
+    attested: bool = False  # the user attested the suppression was removed
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"op": self.op.value, "channels": [c.value for c in self.channels]}
+        if self.level is not None:
+            d["level"] = self.level.value
+        for name in ("code", "message"):
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
+        if self.origin != CONTACT_ORIGIN:
+            d["origin"] = self.origin
+        if self.suppression:
+            d["suppression"] = True
+        if self.attested:
+            d["attested"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Effect:
+        level = d.get("level")
+        return cls(
+            op=Op(d["op"]),
+            channels=tuple(Channel(c) for c in d.get("channels", ())),
+            level=DndKind(level) if level is not None else None,
+            code=d.get("code"),
+            message=d.get("message"),
+            origin=d.get("origin", CONTACT_ORIGIN),
+            suppression=bool(d.get("suppression", False)),
+            attested=bool(d.get("attested", False)),
+        )
+
+
+NO_EFFECT = Effect(op=Op.NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One reason a channel is DND."""
+
+    level: DndKind
+    origin: str
+    since: datetime
+    code: str | None
+    message: str | None
+    event: str  # name of the event that caused it
+    event_id: str  # "<contact-or-address id>:<version>" of that event
+    suppression: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An effect in the fold, with both timelines and the event that carried it."""
+
+    occurred_at: datetime
+    recorded_at: datetime
+    seq: int  # recording order within the stream
+    event: str
+    event_id: str
+    effect: Effect
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    status: DndKind
+    since: datetime | None = None
+    code: str | None = None
+    message: str | None = None
+    event: str | None = None
+    event_id: str | None = None
+    origin: str | None = None
+    suppression: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "since": self.since.isoformat() if self.since else None,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+INACTIVE = ChannelState(DndKind.INACTIVE)
+
+
+@dataclass
+class DndState:
+    """The blocks of every channel; a mutable accumulator for the fold."""
+
+    blocks: dict[Channel, list[Block]] = field(default_factory=lambda: {c: [] for c in ALL_CHANNELS})
+
+    def apply(self, entry: Entry) -> None:
+        eff = entry.effect
+        for ch in eff.channels:
+            blocks = self.blocks[ch]
+            if eff.op is Op.BLOCK:
+                assert eff.level is not None
+                self._add(blocks, entry, eff)
+            elif eff.op is Op.CLEAR_TEMPORARY:
+                blocks[:] = [
+                    b
+                    for b in blocks
+                    if b.level is DndKind.PERMANENT or (b.suppression and not eff.attested)
+                ]
+            elif eff.op is Op.OPT_IN:
+                blocks[:] = [
+                    b for b in blocks if b.level is DndKind.PERMANENT and b.origin != eff.origin
+                ]
+            elif eff.op is Op.CLEAR_ALL:
+                blocks.clear()
+
+    @staticmethod
+    def _add(blocks: list[Block], entry: Entry, eff: Effect) -> None:
+        assert eff.level is not None
+        for i, b in enumerate(blocks):
+            if b.level is eff.level and b.origin == eff.origin:
+                # The same kind of reason from the same origin: it keeps its
+                # original since, takes the newest explanation.
+                blocks[i] = replace(
+                    b,
+                    code=eff.code,
+                    message=eff.message,
+                    event=entry.event,
+                    event_id=entry.event_id,
+                    suppression=b.suppression or eff.suppression,
+                )
+                return
+        blocks.append(
+            Block(
+                level=eff.level,
+                origin=eff.origin,
+                since=entry.occurred_at,
+                code=eff.code,
+                message=eff.message,
+                event=entry.event,
+                event_id=entry.event_id,
+                suppression=eff.suppression,
+            )
+        )
+
+    def channel(self, ch: Channel) -> ChannelState:
+        blocks = self.blocks[ch]
+        if not blocks:
+            return INACTIVE
+        top = max(b.level is DndKind.PERMANENT for b in blocks)
+        level = DndKind.PERMANENT if top else DndKind.ACTIVE
+        first = min((b for b in blocks if b.level is level), key=lambda b: b.since)
+        return ChannelState(
+            status=level,
+            since=first.since,
+            code=first.code,
+            message=first.message,
+            event=first.event,
+            event_id=first.event_id,
+            origin=first.origin,
+            suppression=any(b.suppression for b in blocks if b.level is DndKind.ACTIVE),
+        )
+
+    def channels(self) -> dict[Channel, ChannelState]:
+        return {c: self.channel(c) for c in ALL_CHANNELS}
+
+    def permanent_blocks(self, ch: Channel) -> list[Block]:
+        return [b for b in self.blocks[ch] if b.level is DndKind.PERMANENT]
+
+    def suppression_blocks(self, ch: Channel) -> list[Block]:
+        return [b for b in self.blocks[ch] if b.level is DndKind.ACTIVE and b.suppression]
+
+
+def overall(channels: Mapping[Channel, ChannelState]) -> Overall:
+    dnd = sum(1 for s in channels.values() if s.status is not DndKind.INACTIVE)
+    if dnd == 0:
+        return Overall.OFF
+    if dnd == len(ALL_CHANNELS):
+        return Overall.ON
+    return Overall.PARTIAL
+
+
+def sort_key(e: Entry) -> tuple[datetime, int]:
+    return (e.occurred_at, e.seq)
+
+
+def fold(
+    entries: Iterable[Entry],
+    as_of: datetime | None = None,
+    known_at: datetime | None = None,
+) -> DndState:
+    """The state at effective time ``as_of`` as known at ``known_at`` (None: everything)."""
+    chosen = [
+        e
+        for e in entries
+        if (as_of is None or e.occurred_at <= as_of)
+        and (known_at is None or e.recorded_at <= known_at)
+    ]
+    chosen.sort(key=sort_key)
+    state = DndState()
+    for e in chosen:
+        state.apply(e)
+    return state

@@ -1,0 +1,159 @@
+"""Storage wiring: a database URL becomes an eventsourcing environment.
+
+``./file.db``, ``sqlite:///path`` (the embedded default), ``postgresql://...``
+(production) or ``memory:`` (tests). The ledger's own tables (personal data,
+replay cache, views) live in the same database and are reached through the
+eventsourcing datastore's connection pool, so they share its transactions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import parse_qs, unquote, urlparse
+
+from dnd_ledger.domain.errors import InvalidInput
+
+Engine = Literal["sqlite", "postgres", "memory"]
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: Engine
+    path: str = ""  # sqlite file
+    dbname: str = ""
+    host: str = ""
+    port: str = "5432"
+    user: str = ""
+    password: str = ""
+    schema: str = ""
+
+    @property
+    def display(self) -> str:
+        if self.engine == "sqlite":
+            return f"sqlite:///{self.path}"
+        if self.engine == "postgres":
+            return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+        return "memory:"
+
+
+def parse_db_url(url: str) -> Database:
+    url = url.strip()
+    if not url:
+        raise InvalidInput("database URL is empty")
+    if url in ("memory:", ":memory:", "memory://"):
+        return Database(engine="memory")
+    if url.startswith(("postgresql://", "postgres://")):
+        u = urlparse(url)
+        dbname = unquote(u.path.lstrip("/"))
+        if not dbname:
+            raise InvalidInput(f"database URL {url!r} names no database")
+        query = parse_qs(u.query)
+        host = unquote(u.hostname or "") or query.get("host", ["/var/run/postgresql"])[0]
+        return Database(
+            engine="postgres",
+            dbname=dbname,
+            host=host,
+            port=str(u.port or 5432),
+            user=unquote(u.username or "") or os.environ.get("PGUSER", "") or _login_name(),
+            password=unquote(u.password or ""),
+            schema=query.get("schema", [""])[0],
+        )
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        # sqlite:////abs/path keeps its leading slash; sqlite:///rel/path is relative.
+        return Database(engine="sqlite", path=path)
+    if "://" in url:
+        raise InvalidInput(
+            f"unsupported database URL {url!r}: use a file path, sqlite:///path or postgresql://..."
+        )
+    return Database(engine="sqlite", path=url)
+
+
+def _login_name() -> str:
+    try:
+        return os.getlogin()
+    except OSError:
+        import getpass
+
+        return getpass.getuser()
+
+
+def eventsourcing_env(db: Database) -> dict[str, str]:
+    if db.engine == "memory":
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    if db.engine == "sqlite":
+        Path(db.path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": db.path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": db.dbname,
+        "POSTGRES_HOST": db.host,
+        "POSTGRES_PORT": db.port,
+        "POSTGRES_USER": db.user,
+        "POSTGRES_PASSWORD": db.password,
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "8",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "30",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+    }
+    if db.schema:
+        env["POSTGRES_SCHEMA"] = db.schema
+    return env
+
+
+class Cursor(Protocol):
+    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+    def executemany(self, sql: Any, params: Any, /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Any: ...
+
+
+class Sql:
+    """Runs the ledger's own SQL on the eventsourcing datastore, in either dialect.
+
+    Statements are written with ``?`` placeholders; PostgreSQL gets ``%s``.
+    """
+
+    def __init__(self, datastore: Any, engine: Engine) -> None:
+        self.datastore = datastore
+        self.engine = engine
+
+    def q(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.engine == "postgres" else statement
+
+    @contextmanager
+    def transaction(self, *, commit: bool = True) -> Iterator[Cursor]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        with self.transaction() as c:
+            c.execute(self.q(statement), tuple(params))
+
+    def fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction(commit=False) as c:
+            c.execute(self.q(statement), tuple(params))
+            return [_row(r) for r in c.fetchall()]
+
+    def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self.transaction(commit=False) as c:
+            c.execute(self.q(statement), tuple(params))
+            row = c.fetchone()
+            return None if row is None else _row(row)
+
+
+def _row(row: Any) -> tuple[Any, ...]:
+    # eventsourcing's cursors return sqlite3.Row or psycopg dict rows.
+    if isinstance(row, dict):
+        return tuple(row.values())
+    return tuple(row)

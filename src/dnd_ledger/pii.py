@@ -1,0 +1,157 @@
+"""Personal data: keyed references in the ledger, values in a deletable vault.
+
+Event payloads never hold a phone number, an email address or a message body.
+They hold ``ref = HMAC-SHA256(installation key, kind || value)``: stable, so an
+address always maps to the same aggregate, and not reversible without the key
+(phone numbers are few enough to enumerate, so a plain hash would not do). The
+values live in one table that can be erased without touching the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+import phonenumbers
+
+from dnd_ledger.domain.errors import InvalidInput, LedgerError
+from dnd_ledger.domain.values import AddressKind
+from dnd_ledger.persistence import Sql
+
+_PREFIX = {AddressKind.PHONE: "ph_", AddressKind.EMAIL: "em_", "text": "tx_"}
+_CHECK_LABEL = b"dnd-ledger pii key check v1"
+MAX_ADDRESS = 320  # RFC 5321's limit for an email address; also bounds phone input
+
+
+class KeyMismatch(LedgerError):
+    """The PII key given is not the one this ledger's references were made with."""
+
+
+def normalise_phone(raw: str) -> str:
+    """E.164 form of a phone number; ``whatsapp:`` prefixes are accepted."""
+    text = raw.strip()
+    if text.lower().startswith("whatsapp:"):
+        text = text[len("whatsapp:") :].strip()
+    if not text or len(text) > MAX_ADDRESS:
+        raise InvalidInput(f"phone number {raw!r} is empty or too long")
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException as e:
+        raise InvalidInput(
+            f"phone number {raw!r} is not in international E.164 form (+<country><number>): {e}"
+        ) from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidInput(f"phone number {raw!r} is not a possible number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    text = raw.strip().lower()
+    if text.startswith("mailto:"):
+        text = text[len("mailto:") :]
+    local, at, domain = text.rpartition("@")
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or domain.startswith(".")
+        or domain.endswith(".")
+        or len(text) > MAX_ADDRESS
+        or any(ch.isspace() or ord(ch) < 32 for ch in text)
+    ):
+        raise InvalidInput(f"email address {raw!r} is not valid")
+    return text
+
+
+class Keyring:
+    """Derives keyed references from the installation's secret key."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise InvalidInput("the PII key must be at least 16 bytes")
+        self._key = key
+
+    def ref(self, kind: AddressKind | str, value: str) -> str:
+        prefix = _PREFIX[kind]
+        digest = hmac.new(self._key, f"{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()
+        return prefix + digest[:32]
+
+    def check_value(self) -> str:
+        return hmac.new(self._key, _CHECK_LABEL, hashlib.sha256).hexdigest()
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """Read the key file, or make a new random one (mode 0600) if there is none."""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    except ValueError as e:
+        raise InvalidInput(f"PII key file {path} does not hold a hex key") from e
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+class Vault(Protocol):
+    def put(self, ref: str, kind: str, value: str) -> None: ...
+    def get(self, ref: str) -> str | None: ...
+    def erase(self, refs: list[str]) -> int: ...
+
+
+class MemoryVault:
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def put(self, ref: str, kind: str, value: str) -> None:
+        self._values[ref] = value
+
+    def get(self, ref: str) -> str | None:
+        return self._values.get(ref)
+
+    def erase(self, refs: list[str]) -> int:
+        return sum(1 for r in refs if self._values.pop(r, None) is not None)
+
+
+class SqlVault:
+    TABLE = "dnd_pii"
+
+    def __init__(self, sql: Sql) -> None:
+        self.sql = sql
+        self._known: set[str] = set()  # refs written by this process: skip the round trip
+
+    def create_table(self) -> None:
+        self.sql.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
+            "(ref TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL)"
+        )
+
+    def put(self, ref: str, kind: str, value: str) -> None:
+        if ref in self._known:
+            return
+        self.sql.execute(
+            f"INSERT INTO {self.TABLE} (ref, kind, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (ref) DO NOTHING",
+            (ref, kind, value),
+        )
+        self._known.add(ref)
+
+    def get(self, ref: str) -> str | None:
+        row = self.sql.fetchone(f"SELECT value FROM {self.TABLE} WHERE ref = ?", (ref,))
+        return None if row is None else str(row[0])
+
+    def erase(self, refs: list[str]) -> int:
+        erased = 0
+        with self.sql.transaction() as c:
+            for ref in refs:
+                c.execute(self.sql.q(f"DELETE FROM {self.TABLE} WHERE ref = ?"), (ref,))
+                erased += max(c.rowcount, 0) if hasattr(c, "rowcount") else 0
+        self._known.difference_update(refs)
+        return erased
