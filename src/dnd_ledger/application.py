@@ -22,6 +22,7 @@ from dnd_ledger.commands import Command, Outcome
 from dnd_ledger.domain.address import Address, address_uuid
 from dnd_ledger.domain.contact import Contact, contact_uuid
 from dnd_ledger.domain.decide import Decision, decide
+from dnd_ledger.domain.keywords import normalise
 from dnd_ledger.domain.errors import Conflict, InvalidInput, LedgerError, UnknownContact
 from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
 from dnd_ledger.domain.state import CONTACT_ORIGIN, NO_EFFECT, ChannelState, Effect, Op, overall
@@ -475,7 +476,7 @@ class DndLedger(Application):
             detail["disagreement"] = disagreement
         ch = c.channel
         if effective is InboundClass.OPT_OUT:
-            word = " ".join(c.body.split()).strip().upper()[:32]
+            word = normalise(c.body).upper()[:32]
             event = "OptOutKeyword"
             effect = Effect(Op.BLOCK, (ch,), DndKind.PERMANENT, code=word or theirs,
                             message=f"opt-out keyword on {ch.value}", origin=ref)  # fmt: skip
