@@ -7,6 +7,7 @@ the whole batch); optimistic-concurrency conflicts are retried from fresh state.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from dnd_ledger.commands import Command, Outcome
 from dnd_ledger.domain.address import Address, address_uuid
 from dnd_ledger.domain.contact import Contact, contact_uuid
 from dnd_ledger.domain.decide import Decision, decide
-from dnd_ledger.domain.keywords import normalise
 from dnd_ledger.domain.errors import Conflict, InvalidInput, LedgerError, UnknownContact
+from dnd_ledger.domain.keywords import normalise
 from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
 from dnd_ledger.domain.state import CONTACT_ORIGIN, NO_EFFECT, ChannelState, Effect, Op, overall
 from dnd_ledger.domain.timecheck import check_occurred_at
@@ -41,8 +42,8 @@ from dnd_ledger.domain.values import (
 )
 from dnd_ledger.persistence import Database, Sql, eventsourcing_env, parse_db_url
 from dnd_ledger.pii import (
-    Keyring,
     KeyMismatch,
+    Keyring,
     MemoryVault,
     SqlVault,
     Vault,
@@ -142,7 +143,7 @@ class _Unit:
         return [a for a in (*self.contacts.values(), *self.addresses.values()) if a is not None]
 
 
-class DndLedger(Application):
+class DndLedger(Application[UUID]):
     """The consent ledger. Construct with a database URL (or ``memory:``)."""
 
     name = "dnd_ledger"
@@ -170,10 +171,12 @@ class DndLedger(Application):
         self.keyring = Keyring(pii_key if pii_key is not None else b"dnd-ledger memory key ")
         self.sql: Sql | None = None
         self.vault: Vault
+        # The SQL recorders (SQLite, PostgreSQL) expose their datastore and tables.
+        self._sql_recorder: Any = self.recorder
         if self.db.engine == "memory":
             self.vault = MemoryVault()
         else:
-            self.sql = Sql(self.recorder.datastore, self.db.engine)
+            self.sql = Sql(self._sql_recorder.datastore, self.db.engine)
             self.vault = SqlVault(self.sql)
             self._create_tables()
             self._check_key()
@@ -190,10 +193,10 @@ class DndLedger(Application):
         assert isinstance(vault, SqlVault)
         if self.db.engine == "postgres":
             # Concurrent CREATE TABLE on PostgreSQL can fail: serialise it.
-            with self.recorder.datastore.get_connection() as conn:
+            with self._sql_recorder.datastore.get_connection() as conn:
                 conn.execute("SELECT pg_advisory_lock(74201)")
                 try:
-                    self.recorder.create_table()
+                    self._sql_recorder.create_table()
                     vault.create_table()
                     self._create_meta()
                 finally:
@@ -225,7 +228,7 @@ class DndLedger(Application):
 
     def _get(self, aggregate_id: UUID) -> Contact | Address | None:
         try:
-            agg = self.repository.get(aggregate_id, deepcopy_from_cache=False)
+            agg: Any = self.repository.get(aggregate_id, deepcopy_from_cache=False)
         except AggregateNotFoundError:
             return None
         assert isinstance(agg, Contact | Address)
@@ -236,16 +239,13 @@ class DndLedger(Application):
         if not cache:
             return
         for aid in aggregate_ids:
-            try:
+            with contextlib.suppress(KeyError):
                 cache.get(aid, evict=True)
-            except KeyError:
-                pass
 
     # -- commands -----------------------------------------------------------------
     def execute(self, command: Command) -> Outcome:
         """Record one command; a refusal raises a :class:`LedgerError`."""
-        outcome = self.execute_many([command], raise_errors=True)[0]
-        return outcome
+        return self.execute_many([command], raise_errors=True)[0]
 
     def execute_many(
         self, commands: Sequence[Command], *, raise_errors: bool = False
@@ -284,15 +284,15 @@ class DndLedger(Application):
             raise InvalidInput(f"unknown command {type(c).__name__}")
         # A refused command must leave no trace in the batch: remember the
         # pending events of everything touched and drop what it added.
-        before = {id(a): len(a._pending_events) for a in unit.touched()}  # noqa: SLF001
+        before = {id(a): len(a._pending_events) for a in unit.touched()}
         try:
             return handler(self, unit, c)
         except LedgerError:
             for a in unit.touched():
                 n = before.get(id(a))
                 if n is None:  # created by the refused command
-                    a._pending_events.clear()  # noqa: SLF001
-                elif len(a._pending_events) > n:  # noqa: SLF001
+                    a._pending_events.clear()
+                elif len(a._pending_events) > n:
                     raise  # guards run before events; a partial command is a bug
             raise
 
@@ -315,7 +315,9 @@ class DndLedger(Application):
         _check_id("contact_id", contact_id)
         contact = unit.contact(location_id, contact_id)
         if contact is None:
-            raise UnknownContact(f"contact {contact_id!r} is not registered in location {location_id!r}")
+            raise UnknownContact(
+                f"contact {contact_id!r} is not registered in location {location_id!r}"
+            )
         return contact
 
     def _register(self, unit: _Unit, c: cmd.RegisterContact) -> Outcome:
@@ -518,13 +520,19 @@ class DndLedger(Application):
         level = DndKind(_LEVEL[rule.effect])
         event = _CARRIER_EVENTS.get(c.error_code)
         if event is None:
-            event = "CarrierErrorTemporary" if c.error_code in (30003, 30005, 30006) else "CarrierErrorReported"
+            event = (
+                "CarrierErrorTemporary"
+                if c.error_code in (30003, 30005, 30006)
+                else "CarrierErrorReported"
+            )
         effect = Effect(Op.BLOCK, (channel,), level, code=str(c.error_code),
                         message=rule.description or f"carrier error {c.error_code}", origin=ref)  # fmt: skip
         detail = {"address_ref": ref, "message_id": message_id, "status": c.status,
                   "error_code": c.error_code}  # fmt: skip
         key = f"status:{message_id}:{c.status}:{c.error_code}"
-        return self._signal(unit, c.location_id, AddressKind.PHONE, ref, event, at, key, effect, detail)
+        return self._signal(
+            unit, c.location_id, AddressKind.PHONE, ref, event, at, key, effect, detail
+        )
 
     def _email(self, unit: _Unit, c: cmd.ReportEmailEvent) -> Outcome:
         _check_id("location_id", c.location_id)
@@ -533,7 +541,9 @@ class DndLedger(Application):
         if rule.effect == "none":
             return Outcome(
                 "ignored",
-                detail={"reason": f"{c.signal.value} ({c.reason or 'no reason'}) has no DND effect"},
+                detail={
+                    "reason": f"{c.signal.value} ({c.reason or 'no reason'}) has no DND effect"
+                },
             )
         ref = self._email_refs([c.recipient])[0]
         at = self._time(unit, c.occurred_at)
@@ -559,7 +569,15 @@ class DndLedger(Application):
         if contact is not None and contact.has_key(LEGACY_KEY):
             return Outcome("duplicate", contacts=(c.contact_id,))
         reg = self._ensure_contact(
-            unit, c.location_id, c.contact_id, phones, emails, at, Source.IMPORT, "legacy-import", None
+            unit,
+            c.location_id,
+            c.contact_id,
+            phones,
+            emails,
+            at,
+            Source.IMPORT,
+            "legacy-import",
+            None,
         )
         contact = unit.contact(c.location_id, c.contact_id)
         assert contact is not None
@@ -621,7 +639,9 @@ class DndLedger(Application):
         _check_id("contact_id", contact_id)
         found = self._get(contact_uuid(location_id, contact_id))
         if not isinstance(found, Contact):
-            raise UnknownContact(f"contact {contact_id!r} is not registered in location {location_id!r}")
+            raise UnknownContact(
+                f"contact {contact_id!r} is not registered in location {location_id!r}"
+            )
         return found
 
     def status(
@@ -660,13 +680,14 @@ class DndLedger(Application):
         self._load_contact(location_id, contact_id)
         items = []
         for e in self.events.get(contact_id_uuid):
+            assert isinstance(e, Contact.Event)
             name = type(e).__name__
             d = e.__dict__
             items.append(
                 HistoryItem(
                     version=e.originator_version,
                     event=name,
-                    occurred_at=d.get("occurred_at", e.timestamp),
+                    occurred_at=d.get("occurred_at") or e.timestamp,
                     recorded_at=e.timestamp,
                     source=str(d.get("source", "")),
                     actor=d.get("actor"),
@@ -700,7 +721,11 @@ def _history_detail(name: str, d: dict[str, Any]) -> dict[str, Any]:
 
 
 _LEVEL = {"temporary": "active", "permanent": "permanent"}
-_CARRIER_EVENTS = {30004: "CarrierError30004", 21610: "CarrierError21610", 63014: "WhatsAppBlocked63014"}
+_CARRIER_EVENTS = {
+    30004: "CarrierError30004",
+    21610: "CarrierError21610",
+    63014: "WhatsAppBlocked63014",
+}
 _EMAIL_EVENTS = {
     EmailSignal.FAILED_PERMANENT: "MailgunPermanentFailure",
     EmailSignal.FAILED_TEMPORARY: "MailgunTemporaryFailure",

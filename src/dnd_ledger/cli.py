@@ -31,12 +31,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 CHANNEL = click.Choice([c.value for c in ALL_CHANNELS])
 
 
-class IsoTime(click.ParamType):
+class IsoTime(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs' newer releases
     """ISO 8601 with a time zone (``Z`` accepted); a time without a zone is refused."""
 
     name = "time"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
         if isinstance(value, datetime):
             return value
         try:
@@ -109,8 +111,17 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="DND_LEDGER_DB", help="Database: a path, sqlite:///path or postgresql://... [default: ./dnd-ledger.db]")
-@click.option("--policy", envvar="DND_LEDGER_POLICY", type=click.Path(dir_okay=False), help="Policy file (TOML or JSON).")
+@click.option(
+    "--db",
+    envvar="DND_LEDGER_DB",
+    help="Database: a path, sqlite:///path or postgresql://... [default: ./dnd-ledger.db]",
+)
+@click.option(
+    "--policy",
+    envvar="DND_LEDGER_POLICY",
+    type=click.Path(dir_okay=False),
+    help="Policy file (TOML or JSON).",
+)
 @click.version_option(package_name="dnd-ledger")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, policy: str | None) -> None:
@@ -121,7 +132,7 @@ def cli(ctx: click.Context, db: str | None, policy: str | None) -> None:
       dnd-ledger init
       dnd-ledger contacts add loc-1 c-42 --phone +14155550100 --email ada@example.com
       dnd-ledger can-send loc-1 c-42 --channel sms
-    """  # noqa: D301
+    """
     ctx.obj = Ctx(Settings.from_env(db=db, policy=policy))
     ctx.call_on_close(ctx.obj.close)
 
@@ -411,7 +422,8 @@ def import_legacy(c: Ctx, file: str, as_json: bool) -> None:
         batch.clear()
 
     show = sys.stderr.isatty() and not as_json
-    with click.progressbar(rows, label="importing", file=sys.stderr if show else _Null()) as bar:
+    out: Any = sys.stderr if show else _Null()
+    with click.progressbar(rows, label="importing", file=out) as bar:
         for line, row in bar:
             if isinstance(row, str):
                 summary["rejected"] += 1
@@ -452,7 +464,8 @@ def _tally(summary: dict[str, Any], line: int, o: cmd.Outcome) -> None:
 
 
 def _read_legacy(file: str) -> Iterator[tuple[int, cmd.ImportLegacy | str]]:
-    with click.open_file(file, encoding="utf-8-sig", newline="") as f:
+    stream: Any = sys.stdin if file == "-" else open(file, encoding="utf-8-sig", newline="")  # noqa: SIM115
+    with stream as f:
         reader = csv.DictReader(f)
         need = {"location_id", "contact_id", "phone", "email", "dnd"}
         missing = need - set(reader.fieldnames or ())
@@ -464,12 +477,15 @@ def _read_legacy(file: str) -> Iterator[tuple[int, cmd.ImportLegacy | str]]:
             if flag not in _TRUE and flag not in _FALSE:
                 yield line, f"dnd value {row.get('dnd')!r} is not true/false, 1/0, yes/no or on/off"
                 continue
-            yield line, cmd.ImportLegacy(
-                location_id=(row.get("location_id") or "").strip(),
-                contact_id=(row.get("contact_id") or "").strip(),
-                dnd=flag in _TRUE,
-                phones=_split(row.get("phone")),
-                emails=_split(row.get("email")),
+            yield (
+                line,
+                cmd.ImportLegacy(
+                    location_id=(row.get("location_id") or "").strip(),
+                    contact_id=(row.get("contact_id") or "").strip(),
+                    dnd=flag in _TRUE,
+                    phones=_split(row.get("phone")),
+                    emails=_split(row.get("email")),
+                ),
             )
 
 

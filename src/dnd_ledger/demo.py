@@ -75,7 +75,9 @@ def run_demo(path: Path, policy: str | None) -> None:
     show(at(6))
     click.secho("\n== History", bold=True)
     for h in ledger.history(LOC, ADA):
-        click.echo(f"   #{h.version:<2} {h.occurred_at.isoformat(timespec='seconds')}  {h.event:<22} {h.source:<8} {h.actor or '-'}")
+        click.echo(
+            f"   #{h.version:<2} {h.occurred_at.isoformat(timespec='seconds')}  {h.event:<22} {h.source:<8} {h.actor or '-'}"
+        )
     click.echo(
         f"\nTry it yourself: dnd-ledger --db {path} status {LOC} {ADA} --as-of {at(3).isoformat()}"
     )

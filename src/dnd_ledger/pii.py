@@ -151,7 +151,9 @@ class SqlVault:
         erased = 0
         with self.sql.transaction() as c:
             for ref in refs:
-                c.execute(self.sql.q(f"DELETE FROM {self.TABLE} WHERE ref = ?"), (ref,))
-                erased += max(c.rowcount, 0) if hasattr(c, "rowcount") else 0
+                c.execute(self.sql.q(f"SELECT 1 FROM {self.TABLE} WHERE ref = ?"), (ref,))
+                if c.fetchone() is not None:
+                    c.execute(self.sql.q(f"DELETE FROM {self.TABLE} WHERE ref = ?"), (ref,))
+                    erased += 1
         self._known.difference_update(refs)
         return erased

@@ -1,7 +1,6 @@
 """Event serialisation: JSON with the ledger's own types tagged, so they come back as themselves.
 
-Encoding uses orjson, which hands ``str`` subclasses (our ``StrEnum`` values)
-and datetimes to ``default`` when asked to, so each is tagged in eventsourcing's
+Encoding uses orjson; enum members and datetimes are tagged in eventsourcing's
 ``{"_type_", "_data_"}`` form; decoding is the stdlib JSON decoder with
 eventsourcing's object hook. The stored bytes are plain JSON, readable offline.
 """
@@ -48,7 +47,17 @@ class LedgerTranscoder(JSONTranscoder):
             self.register(EnumAs(enum_type, name))
 
     def encode(self, obj: Any) -> bytes:
-        return orjson.dumps(obj, default=self._tag, option=_OPTIONS)
+        # orjson writes Enum members natively (as their values); tag them first.
+        return orjson.dumps(self._tag_enums(obj), default=self._tag, option=_OPTIONS)
+
+    def _tag_enums(self, obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: self._tag_enums(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self._tag_enums(v) for v in obj]
+        if isinstance(obj, Enum):
+            return self._encode_obj(obj)
+        return obj
 
     def _tag(self, o: Any) -> Any:
         if type(o) is UUID or isinstance(o, datetime | Enum) or type(o) in self.types:

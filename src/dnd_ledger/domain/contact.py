@@ -251,9 +251,7 @@ class Contact(Aggregate):
     def has_key(self, key: str | None) -> bool:
         return key is not None and key in self.keys
 
-    def state_at(
-        self, as_of: datetime | None = None, known_at: datetime | None = None
-    ) -> DndState:
+    def state_at(self, as_of: datetime | None = None, known_at: datetime | None = None) -> DndState:
         if known_at is None and (
             as_of is None or self._last_occurred is None or as_of >= self._last_occurred
         ):

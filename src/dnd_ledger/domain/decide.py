@@ -76,9 +76,13 @@ def decide(
 
     # Inbound: only a contact whose DND is on for every channel is gated.
     if overall(channels) is not Overall.ON:
-        return made(True, "inbound accepted: DND is not on for all channels", "inbound.accept", cause=False)
+        return made(
+            True, "inbound accepted: DND is not on for all channels", "inbound.accept", cause=False
+        )
     if channel is Channel.CALL:
-        return made(False, "inbound call rejected: DND is on for all channels", "inbound.call-rejected")
+        return made(
+            False, "inbound call rejected: DND is on for all channels", "inbound.call-rejected"
+        )
     return made(
         False,
         f"inbound {channel.value} accepted by the carrier but blocked at system level "

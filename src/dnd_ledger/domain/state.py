@@ -129,7 +129,9 @@ INACTIVE = ChannelState(DndKind.INACTIVE)
 class DndState:
     """The blocks of every channel; a mutable accumulator for the fold."""
 
-    blocks: dict[Channel, list[Block]] = field(default_factory=lambda: {c: [] for c in ALL_CHANNELS})
+    blocks: dict[Channel, list[Block]] = field(
+        default_factory=lambda: {c: [] for c in ALL_CHANNELS}
+    )
 
     def apply(self, entry: Entry) -> None:
         eff = entry.effect
