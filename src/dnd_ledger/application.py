@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,11 +23,11 @@ from dnd_ledger import commands as cmd
 from dnd_ledger.commands import Command, Outcome
 from dnd_ledger.domain.address import Address, address_uuid
 from dnd_ledger.domain.contact import Contact, contact_uuid
-from dnd_ledger.domain.decide import Decision, decide
+from dnd_ledger.domain.decide import Decision, decide, decide_channel
 from dnd_ledger.domain.errors import Conflict, InvalidInput, LedgerError, UnknownContact
 from dnd_ledger.domain.keywords import normalise
 from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
-from dnd_ledger.domain.state import CONTACT_ORIGIN, NO_EFFECT, ChannelState, Effect, Op, overall
+from dnd_ledger.domain.state import CONTACT_ORIGIN, NO_EFFECT, ChannelState, Effect, Op, fold, overall
 from dnd_ledger.domain.timecheck import check_occurred_at
 from dnd_ledger.domain.values import (
     ALL_CHANNELS,
@@ -44,12 +45,13 @@ from dnd_ledger.persistence import Database, Sql, eventsourcing_env, parse_db_ur
 from dnd_ledger.pii import (
     KeyMismatch,
     Keyring,
-    MemoryVault,
     SqlVault,
     Vault,
     normalise_email,
     normalise_phone,
 )
+from dnd_ledger.projections.projector import Projector
+from dnd_ledger.projections.queries import ViewReader
 from dnd_ledger.transcoding import LedgerTranscoder
 
 MAX_ID = 128
@@ -57,6 +59,8 @@ MAX_TEXT = 4096
 MAX_ATTEMPTS = 8
 MESSAGE_CHANNELS = (Channel.SMS, Channel.WHATSAPP)
 LEGACY_KEY = "legacy-import"
+#: How stale (seconds) the views may be with respect to *other* processes' writes.
+VIEW_FRESHNESS = 1.0
 
 
 def utcnow() -> datetime:
@@ -169,17 +173,20 @@ class DndLedger(Application[UUID]):
         self.clock = clock
         self._lock = threading.RLock()
         self.keyring = Keyring(pii_key if pii_key is not None else b"dnd-ledger memory key ")
-        self.sql: Sql | None = None
         self.vault: Vault
         # The SQL recorders (SQLite, PostgreSQL) expose their datastore and tables.
         self._sql_recorder = _untyped(self.recorder)
-        if self.db.engine == "memory":
-            self.vault = MemoryVault()
-        else:
-            self.sql = Sql(self._sql_recorder.datastore, self.db.engine)
-            self.vault = SqlVault(self.sql)
-            self._create_tables()
-            self._check_key()
+        self.sql = Sql(self._sql_recorder.datastore, self.db.engine)
+        self.vault = SqlVault(self.sql)
+        self.projector = Projector(self)
+        self.views = ViewReader(self.sql)
+        self._create_tables()
+        self._check_key()
+        # Views are caught up before a query reads them: at once after this
+        # process wrote, and at most VIEW_FRESHNESS seconds after another did.
+        self._views_stale = True
+        self._views_checked = 0.0
+        self._views_lock = threading.Lock()
 
     # -- wiring -----------------------------------------------------------------
     def construct_transcoder(self) -> Transcoder:
@@ -188,7 +195,6 @@ class DndLedger(Application[UUID]):
         return transcoder
 
     def _create_tables(self) -> None:
-        assert self.sql is not None
         vault = self.vault
         assert isinstance(vault, SqlVault)
         if self.db.engine == "postgres":
@@ -199,20 +205,20 @@ class DndLedger(Application[UUID]):
                     self._sql_recorder.create_table()
                     vault.create_table()
                     self._create_meta()
+                    self.projector.create_tables()
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(74201)")
         else:
             vault.create_table()
             self._create_meta()
+            self.projector.create_tables()
 
     def _create_meta(self) -> None:
-        assert self.sql is not None
         self.sql.execute(
             "CREATE TABLE IF NOT EXISTS dnd_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
 
     def _check_key(self) -> None:
-        assert self.sql is not None
         check = self.keyring.check_value()
         self.sql.execute(
             "INSERT INTO dnd_meta (name, value) VALUES ('pii_key_check', ?) "
@@ -269,6 +275,7 @@ class DndLedger(Application[UUID]):
                                 raise
                             outcomes.append(Outcome("rejected", detail={"error": str(e)}))
                     self.save(*unit.touched())
+                    self._views_stale = True
                 except IntegrityError:
                     self._evict([*unit.contacts, *unit.addresses])
                     continue
@@ -644,6 +651,17 @@ class DndLedger(Application[UUID]):
             )
         return found
 
+    def refresh_views(self) -> int:
+        """Bring the views up to date with the log; returns events applied."""
+        with self._views_lock:
+            self._views_stale = False
+            self._views_checked = time.monotonic()
+            return self.projector.catch_up()
+
+    def _fresh(self) -> None:
+        if self._views_stale or time.monotonic() - self._views_checked > VIEW_FRESHNESS:
+            self.refresh_views()
+
     def status(
         self,
         location_id: str,
@@ -652,14 +670,22 @@ class DndLedger(Application[UUID]):
         as_of: datetime | None = None,
         known_at: datetime | None = None,
     ) -> StatusView:
+        """Per-channel state: from the status view now, from the history otherwise."""
+        _check_id("location_id", location_id)
+        _check_id("contact_id", contact_id)
         now = self.clock()
-        as_of_t = _aware("as_of", as_of) or now
-        known_t = _aware("known_at", known_at) or now
-        with self._lock:
-            contact = self._load_contact(location_id, contact_id)
-            state = contact.state_at(as_of_t, None if known_t >= now else known_t)
-            channels = state.channels()
-        return StatusView(location_id, contact_id, overall(channels), channels, as_of_t, known_t)
+        as_of_t = _aware("as_of", as_of)
+        known_t = _aware("known_at", known_at)
+        self._fresh()
+        channels = self.views.channels(location_id, contact_id)
+        if channels is None:
+            raise UnknownContact(f"contact {contact_id!r} is not registered in location {location_id!r}")
+        if as_of_t is not None or known_t is not None:
+            entries = self.views.entries(location_id, contact_id, as_of_t, known_t)
+            channels = fold(entries).channels()
+        return StatusView(
+            location_id, contact_id, overall(channels), channels, as_of_t or now, known_t or now
+        )
 
     def can_send(
         self,
@@ -672,6 +698,15 @@ class DndLedger(Application[UUID]):
         as_of: datetime | None = None,
         known_at: datetime | None = None,
     ) -> Decision:
+        """May we message this contact on this channel? One view row on the hot path."""
+        if as_of is None and known_at is None:
+            self._fresh()
+            found = self.views.channel(location_id, contact_id, channel)
+            if found is not None:
+                return decide_channel(found[0], found[1], channel, direction, mode)
+            _check_id("location_id", location_id)
+            _check_id("contact_id", contact_id)
+            raise UnknownContact(f"contact {contact_id!r} is not registered in location {location_id!r}")
         view = self.status(location_id, contact_id, as_of=as_of, known_at=known_at)
         return decide(view.channels, channel, direction, mode)
 

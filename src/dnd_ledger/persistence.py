@@ -9,6 +9,7 @@ eventsourcing datastore's connection pool, so they share its transactions.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ def _login_name() -> str:
 
 def eventsourcing_env(db: Database) -> dict[str, str]:
     if db.engine == "memory":
-        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        # An in-memory SQLite database, private to this process: one code path for all.
+        name = f"file:dnd_ledger_{uuid.uuid4().hex}?mode=memory&cache=shared"
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": name}
     if db.engine == "sqlite":
         Path(db.path).parent.mkdir(parents=True, exist_ok=True)
         return {
@@ -131,6 +134,10 @@ class Sql:
     def q(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.engine == "postgres" else statement
 
+    @property
+    def dialect(self) -> str:
+        return "postgres" if self.engine == "postgres" else "sqlite"
+
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[Cursor]:
         with self.datastore.transaction(commit=commit) as cursor:
@@ -143,16 +150,16 @@ class Sql:
     def fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.transaction(commit=False) as c:
             c.execute(self.q(statement), tuple(params))
-            return [_row(r) for r in c.fetchall()]
+            return [row_values(r) for r in c.fetchall()]
 
     def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self.transaction(commit=False) as c:
             c.execute(self.q(statement), tuple(params))
             row = c.fetchone()
-            return None if row is None else _row(row)
+            return None if row is None else row_values(row)
 
 
-def _row(row: Any) -> tuple[Any, ...]:
+def row_values(row: Any) -> tuple[Any, ...]:
     # eventsourcing's cursors return sqlite3.Row or psycopg dict rows.
     if isinstance(row, dict):
         return tuple(row.values())

@@ -47,7 +47,17 @@ def decide(
     direction: Direction = Direction.OUTBOUND,
     mode: Mode = Mode.AUTOMATED,
 ) -> Decision:
-    state = channels[channel]
+    return decide_channel(channels[channel], overall(channels), channel, direction, mode)
+
+
+def decide_channel(
+    state: ChannelState,
+    contact_overall: Overall,
+    channel: Channel,
+    direction: Direction = Direction.OUTBOUND,
+    mode: Mode = Mode.AUTOMATED,
+) -> Decision:
+    """The decision from one channel's state and the contact's overall status."""
 
     def made(allowed: bool, reason: str, rule: str, cause: bool = True) -> Decision:
         return Decision(
@@ -75,7 +85,7 @@ def decide(
         )
 
     # Inbound: only a contact whose DND is on for every channel is gated.
-    if overall(channels) is not Overall.ON:
+    if contact_overall is not Overall.ON:
         return made(
             True, "inbound accepted: DND is not on for all channels", "inbound.accept", cause=False
         )

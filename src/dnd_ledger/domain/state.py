@@ -90,6 +90,22 @@ class Block:
     suppression: bool = False
 
 
+def block_to_dict(b: Block) -> dict[str, Any]:
+    return {
+        "level": b.level.value, "origin": b.origin, "since": b.since.isoformat(),
+        "code": b.code, "message": b.message, "event": b.event, "event_id": b.event_id,
+        "suppression": b.suppression,
+    }  # fmt: skip
+
+
+def block_from_dict(d: Mapping[str, Any]) -> Block:
+    return Block(
+        level=DndKind(d["level"]), origin=d["origin"], since=datetime.fromisoformat(d["since"]),
+        code=d.get("code"), message=d.get("message"), event=d["event"], event_id=d["event_id"],
+        suppression=bool(d.get("suppression", False)),
+    )  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """An effect in the fold, with both timelines and the event that carried it."""
@@ -199,6 +215,16 @@ class DndState:
             origin=first.origin,
             suppression=any(b.suppression for b in blocks if b.level is DndKind.ACTIVE),
         )
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [{"channel": ch.value, **block_to_dict(b)} for ch, bs in self.blocks.items() for b in bs]
+
+    @classmethod
+    def from_list(cls, items: Iterable[Mapping[str, Any]]) -> DndState:
+        state = cls()
+        for d in items:
+            state.blocks[Channel(d["channel"])].append(block_from_dict(d))
+        return state
 
     def channels(self) -> dict[Channel, ChannelState]:
         return {c: self.channel(c) for c in ALL_CHANNELS}

@@ -1,0 +1,1 @@
+"""Tracked projections of the notification log: status, address index, audit trail, stats."""

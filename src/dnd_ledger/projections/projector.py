@@ -1,0 +1,352 @@
+"""The projector: catches the views up with the notification log, in batches.
+
+Each batch of notifications is decoded once, turned into view rows, and
+written in ONE transaction together with each view's tracking position (an
+eventsourcing tracking recorder), so every event is applied exactly once, also
+after a crash: a batch is either all there, rows and position, or not at all.
+If another process applied the same batch first, the tracking insert fails,
+the transaction rolls back, and the next round starts from the new position.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
+
+from dnd_ledger.domain.address import Address
+from dnd_ledger.domain.contact import Contact
+from dnd_ledger.domain.state import DndState, Effect, Entry
+from dnd_ledger.domain.values import ALL_CHANNELS
+from dnd_ledger.projections.rows import (
+    ContactView,
+    changed,
+    effect_words,
+    evidence_of,
+    stats_keys,
+)
+from dnd_ledger.projections.schema import CLEAR, TABLES, TRACKING_PREFIX, VIEWS
+
+if TYPE_CHECKING:
+    from dnd_ledger.application import DndLedger
+
+#: Views derived from contact state advance together; rebuilding one rebuilds all.
+STATE_VIEWS = ("status", "audit", "stats")
+BATCH_SIZE = 1000
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class Projector:
+    def __init__(self, app: DndLedger) -> None:
+        self.app = app
+        self.sql = app.sql
+        self.datastore: Any = app.sql.datastore
+        self.tracking: Any = app.factory.tracking_recorder()
+
+    def create_tables(self) -> None:
+        self.tracking.create_table()
+        with self.sql.transaction() as c:
+            for statements in TABLES.values():
+                for s in statements:
+                    c.execute(s)
+
+    # -- positions ------------------------------------------------------------------
+    def positions(self) -> dict[str, int]:
+        return {v: self.tracking.max_tracking_id(TRACKING_PREFIX + v) or 0 for v in VIEWS}
+
+    def head(self) -> int:
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    # -- catch-up -------------------------------------------------------------------
+    def catch_up(
+        self, *, batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Apply everything not yet applied; returns how many notifications were applied."""
+        done = 0
+        while True:
+            positions = self.positions()
+            start = min(positions.values())
+            batch = self.app.recorder.select_notifications(start=start + 1, limit=batch_size)
+            if not batch:
+                return done
+            try:
+                self._apply(batch, positions)
+            except IntegrityError:
+                continue  # another process applied it first: re-read positions
+            done += len(batch)
+            if progress:
+                progress(len(batch))
+
+    def rebuild(
+        self, names: Iterable[str], progress: Callable[[int], None] | None = None
+    ) -> int:
+        chosen = set(names)
+        unknown = chosen - set(VIEWS)
+        if unknown:
+            raise ValueError(f"unknown view {sorted(unknown)[0]!r}; views are {', '.join(VIEWS)}")
+        if chosen & set(STATE_VIEWS):
+            chosen |= set(STATE_VIEWS)
+        table = "tracking" if self.sql.dialect == "sqlite" else self._pg_tracking_table()
+        with self.sql.transaction() as c:
+            for name in sorted(chosen):
+                for s in CLEAR[name]:
+                    c.execute(s)
+                c.execute(
+                    self.sql.q(f"DELETE FROM {table} WHERE application_name = ?"),
+                    (TRACKING_PREFIX + name,),
+                )
+        return self.catch_up(progress=progress)
+
+    def _pg_tracking_table(self) -> str:
+        name = str(self.tracking.tracking_table_name)
+        schema = getattr(self.datastore, "schema", "") or ""
+        return f"{schema}.{name}" if schema else name
+
+    # -- one batch --------------------------------------------------------------------
+    def _apply(self, batch: Sequence[Notification], positions: dict[str, int]) -> None:
+        work = _Batch(self, positions)
+        for n in batch:
+            work.take(n.id, self.app.mapper.to_domain_event(n))
+        last = batch[-1].id
+        with self.sql.transaction() as c:
+            work.write(c)
+            for view, pos in positions.items():
+                if pos < last:
+                    self.tracking._insert_tracking(c, Tracking(TRACKING_PREFIX + view, last))  # noqa: SLF001
+
+
+class _Batch:
+    """Rows one batch produces, accumulated in memory, written in one go."""
+
+    def __init__(self, projector: Projector, positions: dict[str, int]) -> None:
+        self.p = projector
+        self.sql = projector.sql
+        self.positions = positions
+        self.contacts: dict[str, ContactView] = {}
+        self.stats_before: dict[str, Counter[tuple[str, str]]] = {}
+        self.addresses: dict[str, tuple[str, str, str]] = {}  # id -> (location, ref, kind)
+        self.audit: list[tuple[Any, ...]] = []
+        self.new_addresses: list[tuple[str, str, str, str]] = []
+        self.index: list[tuple[str, str, str, str, str]] = []
+
+    def wants(self, view: str, position: int) -> bool:
+        return self.positions[view] < position
+
+    # -- reading what earlier batches left ---------------------------------------------
+    def contact(self, aggregate_id: str) -> ContactView | None:
+        cv = self.contacts.get(aggregate_id)
+        if cv is not None:
+            return cv
+        row = self.sql.fetchone(
+            "SELECT location_id, contact_id, version, last_occurred, state"
+            " FROM dnd_status_contacts WHERE aggregate_id = ?",
+            (aggregate_id,),
+        )
+        if row is None:
+            return None
+        cv = ContactView(
+            aggregate_id=aggregate_id,
+            location_id=row[0],
+            contact_id=row[1],
+            version=int(row[2]),
+            last_occurred=datetime.fromisoformat(row[3]) if row[3] else None,
+            state=DndState.from_list(json.loads(row[4])),
+        )
+        self.contacts[aggregate_id] = cv
+        self.stats_before[aggregate_id] = stats_keys(cv)
+        return cv
+
+    def address(self, aggregate_id: str) -> tuple[str, str, str]:
+        found = self.addresses.get(aggregate_id)
+        if found is None:
+            row = self.sql.fetchone(
+                "SELECT location_id, ref, kind FROM dnd_addresses WHERE aggregate_id = ?",
+                (aggregate_id,),
+            )
+            if row is None:
+                raise RuntimeError(f"address {aggregate_id} has no Seen event before its others")
+            found = (str(row[0]), str(row[1]), str(row[2]))
+            self.addresses[aggregate_id] = found
+        return found
+
+    def history(self, cv: ContactView) -> list[Entry]:
+        rows = self.sql.fetchall(
+            "SELECT occurred_at, recorded_at, version, event, effect_data FROM dnd_audit"
+            " WHERE aggregate_id = ? AND effect_data != '{}' ORDER BY version",
+            (cv.aggregate_id,),
+        )
+        stored = [
+            Entry(
+                occurred_at=datetime.fromisoformat(r[0]),
+                recorded_at=datetime.fromisoformat(r[1]),
+                seq=int(r[2]),
+                event=str(r[3]),
+                event_id=f"{cv.aggregate_id}:{r[2]}",
+                effect=Effect.from_dict(json.loads(r[4])),
+            )
+            for r in rows
+        ]
+        return [*stored, *cv.batch_entries]
+
+    # -- taking events -----------------------------------------------------------------
+    def take(self, position: int, event: Any) -> None:
+        if isinstance(event, Contact.Event):
+            self._contact_event(position, event)
+        elif isinstance(event, Address.Event):
+            self._address_event(position, event)
+
+    def _contact_event(self, position: int, e: Any) -> None:
+        aid = str(e.originator_id)
+        if not self.wants("status", position):
+            return
+        if isinstance(e, Contact.Registered):
+            cv = ContactView(aid, e.location_id, e.contact_id, version=e.originator_version, new=True)
+            self.contacts[aid] = cv
+            self.stats_before[aid] = Counter()
+            cv.dirty.update(ALL_CHANNELS)
+        else:
+            found = self.contact(aid)
+            if found is None:
+                raise RuntimeError(f"contact {aid} has events before its registration")
+            cv = found
+        before = cv.statuses()
+        detail: dict[str, Any]
+        if isinstance(e, Contact.DndEvent):
+            effect = Effect.from_dict(e.effect)
+            entry = Entry(
+                occurred_at=e.occurred_at, recorded_at=e.timestamp, seq=e.originator_version,
+                event=type(e).__name__, event_id=f"{aid}:{e.originator_version}", effect=effect,
+            )  # fmt: skip
+            late = cv.last_occurred is not None and entry.occurred_at < cv.last_occurred
+            cv.take(entry, self.history(cv) if late else None)
+            channels, words, effect_data = effect.channels, effect_words(effect), effect.to_dict()
+            detail = dict(e.detail)
+        else:
+            cv.version = e.originator_version
+            channels, words, effect_data = (), "none", {}
+            detail = {"phones": list(e.phones), "emails": list(e.emails)}
+        before_s, after_s = changed(before, cv.statuses(), channels)
+        self.audit.append((
+            position, aid, e.originator_version, cv.location_id, cv.contact_id, None,
+            iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), type(e).__name__,
+            _str(getattr(e, "source", None)), getattr(e, "actor", None),
+            ",".join(c.value for c in channels), words, json.dumps(effect_data), before_s, after_s,
+            getattr(e, "idempotency_key", None), getattr(e, "policy_version", None),
+            evidence_of(detail), json.dumps(detail, sort_keys=True),
+        ))  # fmt: skip
+
+    def _address_event(self, position: int, e: Any) -> None:
+        aid = str(e.originator_id)
+        if isinstance(e, Address.Seen):
+            self.addresses[aid] = (e.location_id, e.ref, str(e.kind))
+            if self.wants("addresses", position):
+                self.new_addresses.append((aid, e.location_id, e.ref, str(e.kind)))
+        location_id, ref, kind = self.address(aid)
+        if isinstance(e, Address.Claimed) and self.wants("addresses", position):
+            self.index.append((location_id, ref, e.contact_id, kind, iso(e.occurred_at)))
+        if not self.wants("audit", position):
+            return
+        name, channels, words, effect_data, detail = "Address.Seen", "", "none", "{}", {}
+        source = actor = key = policy = None
+        if isinstance(e, Address.Claimed):
+            name, detail = "Address.Claimed", {"contact_id": e.contact_id}
+        elif isinstance(e, Address.SignalRecorded):
+            effect = Effect.from_dict(e.effect)
+            name, words = f"Address.{e.event}", effect_words(effect)
+            channels = ",".join(c.value for c in effect.channels)
+            effect_data, detail = json.dumps(e.effect), dict(e.detail)
+            source, actor, key, policy = _str(e.source), e.actor, e.idempotency_key, e.policy_version
+        self.audit.append((
+            position, aid, e.originator_version, location_id, None, ref,
+            iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), name, source, actor,
+            channels, words, effect_data, "{}", "{}", key, policy, evidence_of(detail),
+            json.dumps(detail, sort_keys=True),
+        ))  # fmt: skip
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, c: Any) -> None:
+        q = self.sql.q
+        if self.new_addresses:
+            c.executemany(
+                q("INSERT INTO dnd_addresses (aggregate_id, location_id, ref, kind) VALUES (?, ?, ?, ?)"),
+                self.new_addresses,
+            )
+        if self.index:
+            c.executemany(
+                q("INSERT INTO dnd_address_index (location_id, ref, contact_id, kind, since)"
+                  " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                self.index,
+            )  # fmt: skip
+        if self.audit:
+            c.executemany(q(_AUDIT_INSERT), [r for r in self.audit if self.wants("audit", r[0])])
+        self._write_status(c)
+
+    def _write_status(self, c: Any) -> None:
+        q = self.sql.q
+        contacts, channel_rows, stats = [], [], Counter[tuple[str, str, str]]()
+        for aid, cv in self.contacts.items():
+            contacts.append((
+                aid, cv.location_id, cv.contact_id, cv.overall.value, cv.version,
+                iso(cv.last_occurred) if cv.last_occurred else None, json.dumps(cv.state.to_list()),
+            ))  # fmt: skip
+            # When the overall status moved, every channel row carries the new one.
+            before = self.stats_before.get(aid, Counter())
+            overall_moved = cv.new or before.get(("overall", cv.overall.value), 0) == 0
+            for ch in ALL_CHANNELS if overall_moved else sorted(cv.dirty):
+                s = cv.channels[ch]
+                channel_rows.append((
+                    cv.location_id, cv.contact_id, ch.value, s.status.value,
+                    iso(s.since) if s.since else None, s.code, s.message, s.event, s.event_id,
+                    cv.overall.value,
+                ))  # fmt: skip
+            after = stats_keys(cv)
+            for key in set(before) | set(after):
+                delta = after[key] - before[key]
+                if delta:
+                    stats[(cv.location_id, *key)] += delta
+        if contacts:
+            c.executemany(q(_CONTACT_UPSERT), contacts)
+        if channel_rows:
+            c.executemany(q(_CHANNEL_UPSERT), channel_rows)
+        if stats:
+            c.executemany(
+                q("INSERT INTO dnd_stats (location_id, dimension, value, count) VALUES (?, ?, ?, ?)"
+                  " ON CONFLICT (location_id, dimension, value) DO UPDATE"
+                  " SET count = dnd_stats.count + excluded.count"),
+                [(*k, v) for k, v in stats.items() if v],
+            )  # fmt: skip
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None else str(v.value if hasattr(v, "value") else v)
+
+
+_AUDIT_INSERT = (
+    "INSERT INTO dnd_audit (position, aggregate_id, version, location_id, contact_id,"
+    " address_ref, occurred_at, recorded_at, event, source, actor, channels, effect, effect_data,"
+    " before, after, idempotency_key, policy_version, evidence, detail)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_CONTACT_UPSERT = (
+    "INSERT INTO dnd_status_contacts (aggregate_id, location_id, contact_id, overall, version,"
+    " last_occurred, state) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (aggregate_id) DO UPDATE SET overall = excluded.overall,"
+    " version = excluded.version, last_occurred = excluded.last_occurred, state = excluded.state"
+)
+_CHANNEL_UPSERT = (
+    "INSERT INTO dnd_status_channels (location_id, contact_id, channel, status, since, code,"
+    " message, cause_event, cause_event_id, overall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (location_id, contact_id, channel) DO UPDATE SET status = excluded.status,"
+    " since = excluded.since, code = excluded.code, message = excluded.message,"
+    " cause_event = excluded.cause_event, cause_event_id = excluded.cause_event_id,"
+    " overall = excluded.overall"
+)
+
+__all__ = ["BATCH_SIZE", "Projector", "iso"]

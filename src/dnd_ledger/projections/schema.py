@@ -1,0 +1,54 @@
+"""The views' tables. Written only by the projector, with its tracking position."""
+
+from __future__ import annotations
+
+#: View names, each with its own tracking position (``projections status``).
+VIEWS = ("status", "addresses", "audit", "stats")
+TRACKING_PREFIX = "dnd_ledger.view."
+
+TABLES: dict[str, list[str]] = {
+    "status": [
+        "CREATE TABLE IF NOT EXISTS dnd_status_contacts ("
+        " aggregate_id TEXT PRIMARY KEY, location_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
+        " overall TEXT NOT NULL, version INTEGER NOT NULL, last_occurred TEXT,"
+        " state TEXT NOT NULL, UNIQUE (location_id, contact_id))",
+        "CREATE TABLE IF NOT EXISTS dnd_status_channels ("
+        " location_id TEXT NOT NULL, contact_id TEXT NOT NULL, channel TEXT NOT NULL,"
+        " status TEXT NOT NULL, since TEXT, code TEXT, message TEXT,"
+        " cause_event TEXT, cause_event_id TEXT, overall TEXT NOT NULL,"
+        " PRIMARY KEY (location_id, contact_id, channel))",
+    ],
+    "addresses": [
+        "CREATE TABLE IF NOT EXISTS dnd_addresses ("
+        " aggregate_id TEXT PRIMARY KEY, location_id TEXT NOT NULL, ref TEXT NOT NULL,"
+        " kind TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS dnd_address_index ("
+        " location_id TEXT NOT NULL, ref TEXT NOT NULL, contact_id TEXT NOT NULL,"
+        " kind TEXT NOT NULL, since TEXT NOT NULL,"
+        " PRIMARY KEY (location_id, ref, contact_id))",
+    ],
+    "audit": [
+        "CREATE TABLE IF NOT EXISTS dnd_audit ("
+        " position BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,"
+        " location_id TEXT NOT NULL, contact_id TEXT, address_ref TEXT,"
+        " occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, event TEXT NOT NULL,"
+        " source TEXT, actor TEXT, channels TEXT NOT NULL, effect TEXT NOT NULL,"
+        " effect_data TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL,"
+        " idempotency_key TEXT, policy_version TEXT, evidence TEXT, detail TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS dnd_audit_contact"
+        " ON dnd_audit (location_id, contact_id, position)",
+        "CREATE INDEX IF NOT EXISTS dnd_audit_aggregate ON dnd_audit (aggregate_id, version)",
+    ],
+    "stats": [
+        "CREATE TABLE IF NOT EXISTS dnd_stats ("
+        " location_id TEXT NOT NULL, dimension TEXT NOT NULL, value TEXT NOT NULL,"
+        " count BIGINT NOT NULL, PRIMARY KEY (location_id, dimension, value))",
+    ],
+}
+
+CLEAR: dict[str, list[str]] = {
+    "status": ["DELETE FROM dnd_status_contacts", "DELETE FROM dnd_status_channels"],
+    "addresses": ["DELETE FROM dnd_addresses", "DELETE FROM dnd_address_index"],
+    "audit": ["DELETE FROM dnd_audit"],
+    "stats": ["DELETE FROM dnd_stats"],
+}
