@@ -27,7 +27,15 @@ from dnd_ledger.domain.decide import Decision, decide, decide_channel
 from dnd_ledger.domain.errors import Conflict, InvalidInput, LedgerError, UnknownContact
 from dnd_ledger.domain.keywords import normalise
 from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
-from dnd_ledger.domain.state import CONTACT_ORIGIN, NO_EFFECT, ChannelState, Effect, Op, fold, overall
+from dnd_ledger.domain.state import (
+    CONTACT_ORIGIN,
+    NO_EFFECT,
+    ChannelState,
+    Effect,
+    Op,
+    fold,
+    overall,
+)
 from dnd_ledger.domain.timecheck import check_occurred_at
 from dnd_ledger.domain.values import (
     ALL_CHANNELS,
@@ -144,7 +152,8 @@ class _Unit:
         return found
 
     def touched(self) -> list[Contact | Address]:
-        return [a for a in (*self.contacts.values(), *self.addresses.values()) if a is not None]
+        # Addresses first: the log then reads "the address said X, so the contact got X".
+        return [a for a in (*self.addresses.values(), *self.contacts.values()) if a is not None]
 
 
 class DndLedger(Application[UUID]):
@@ -679,7 +688,9 @@ class DndLedger(Application[UUID]):
         self._fresh()
         channels = self.views.channels(location_id, contact_id)
         if channels is None:
-            raise UnknownContact(f"contact {contact_id!r} is not registered in location {location_id!r}")
+            raise UnknownContact(
+                f"contact {contact_id!r} is not registered in location {location_id!r}"
+            )
         if as_of_t is not None or known_t is not None:
             entries = self.views.entries(location_id, contact_id, as_of_t, known_t)
             channels = fold(entries).channels()
@@ -706,7 +717,9 @@ class DndLedger(Application[UUID]):
                 return decide_channel(found[0], found[1], channel, direction, mode)
             _check_id("location_id", location_id)
             _check_id("contact_id", contact_id)
-            raise UnknownContact(f"contact {contact_id!r} is not registered in location {location_id!r}")
+            raise UnknownContact(
+                f"contact {contact_id!r} is not registered in location {location_id!r}"
+            )
         view = self.status(location_id, contact_id, as_of=as_of, known_at=known_at)
         return decide(view.channels, channel, direction, mode)
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import functools
+import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import psycopg
+from eventsourcing.persistence import PersistenceError
 
 from dnd_ledger import commands as cmd
 from dnd_ledger.application import DndLedger
@@ -99,7 +102,11 @@ class Ctx:
     @property
     def ledger(self) -> DndLedger:
         if self._ledger is None:
-            self._ledger = self.settings.open()
+            try:
+                self._ledger = self.settings.open()
+            except (OSError, sqlite3.Error, PersistenceError, psycopg.Error) as e:
+                where = self.settings.db
+                raise click.ClickException(f"cannot open the ledger at {where}: {e}") from e
         return self._ledger
 
     def close(self) -> None:
@@ -110,7 +117,34 @@ class Ctx:
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LedgerGroup(click.Group):
+    """Errors, usage errors included, are one ``Error: ...`` line on stderr."""
+
+    def main(  # one signature instead of click's overloads
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = functools.partial(
+            super().main, args, prog_name, complete_var, standalone_mode=False, **extra
+        )
+        if not standalone_mode:
+            return run()
+        try:
+            code: Any = run()
+        except click.ClickException as e:
+            click.echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     envvar="DND_LEDGER_DB",
@@ -394,8 +428,8 @@ def _effect_word(effect: dict[str, Any]) -> str:
     }.get(str(op), "-")
 
 
-_TRUE = {"true", "1", "yes", "on", "y", "t"}
-_FALSE = {"false", "0", "no", "off", "n", "f", ""}
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
 
 
 @cli.command("import-legacy")
@@ -536,3 +570,7 @@ def demo(c: Ctx, demo_db: str) -> None:
 
 def main() -> None:
     cli(prog_name="dnd-ledger")
+
+
+# Command groups defined in their own modules register themselves on import.
+from dnd_ledger import cli_views  # noqa: E402, F401

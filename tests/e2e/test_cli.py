@@ -717,14 +717,6 @@ class TestRefusals:
         assert error == "Error: ticket is required"
         assert ada_stopped.status()["channels"]["sms"]["status"] == "permanent"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "click usage errors (a bad --channel, a time without a zone) print click's "
-            "'Usage: ...' and 'Try ... for help.' lines before the Error line, so the "
-            "error is four lines on stderr, not the one 'Error: ...' line issue 2 asks for"
-        ),
-    )
     @pytest.mark.parametrize(
         "args",
         [
@@ -748,15 +740,6 @@ class TestRefusals:
         result = ada.run(*args, code=2)
         assert len(result.stderr.splitlines()) == 1, result.stderr
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "an unusable --db path escapes as a Python traceback instead of one "
-            "'Error: ...' line: a file that is not SQLite raises sqlite3.DatabaseError "
-            "('file is not a database'); a path under a regular file raises "
-            "NotADirectoryError while creating the .pii-key file"
-        ),
-    )
     @pytest.mark.parametrize("case", ["not-a-database", "parent-is-a-file"])
     def test_an_unusable_database_path_is_an_error_line(self, tmp_path: Path, case: str) -> None:
         junk = tmp_path / "contacts.csv"
@@ -1094,15 +1077,6 @@ class TestImportLegacy:
         error = cli.usage_fail("import-legacy", str(tmp_path / "nope.csv"))
         assert "does not exist" in error
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "the dnd column also accepts '' (as false), 'y', 't' (as true) and 'n', 'f' "
-            "(as false); issue 2 allows only true/false, 1/0, yes/no, on/off and asks "
-            "that anything else be reported and skipped. A blank cell silently importing "
-            "as 'no DND' is the unsafe side for a consent list"
-        ),
-    )
     @pytest.mark.parametrize("value", ["", "y", "n", "t", "f"], ids=["blank", "y", "n", "t", "f"])
     def test_a_dnd_value_outside_the_contract_is_reported_and_skipped(
         self, cli: Cli, tmp_path: Path, value: str

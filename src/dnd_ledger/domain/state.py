@@ -217,7 +217,9 @@ class DndState:
         )
 
     def to_list(self) -> list[dict[str, Any]]:
-        return [{"channel": ch.value, **block_to_dict(b)} for ch, bs in self.blocks.items() for b in bs]
+        return [
+            {"channel": ch.value, **block_to_dict(b)} for ch, bs in self.blocks.items() for b in bs
+        ]
 
     @classmethod
     def from_list(cls, items: Iterable[Mapping[str, Any]]) -> DndState:

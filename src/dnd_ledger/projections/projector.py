@@ -84,9 +84,7 @@ class Projector:
             if progress:
                 progress(len(batch))
 
-    def rebuild(
-        self, names: Iterable[str], progress: Callable[[int], None] | None = None
-    ) -> int:
+    def rebuild(self, names: Iterable[str], progress: Callable[[int], None] | None = None) -> int:
         chosen = set(names)
         unknown = chosen - set(VIEWS)
         if unknown:
@@ -119,7 +117,7 @@ class Projector:
             work.write(c)
             for view, pos in positions.items():
                 if pos < last:
-                    self.tracking._insert_tracking(c, Tracking(TRACKING_PREFIX + view, last))  # noqa: SLF001
+                    self.tracking._insert_tracking(c, Tracking(TRACKING_PREFIX + view, last))
 
 
 class _Batch:
@@ -207,7 +205,9 @@ class _Batch:
         if not self.wants("status", position):
             return
         if isinstance(e, Contact.Registered):
-            cv = ContactView(aid, e.location_id, e.contact_id, version=e.originator_version, new=True)
+            cv = ContactView(
+                aid, e.location_id, e.contact_id, version=e.originator_version, new=True
+            )
             self.contacts[aid] = cv
             self.stats_before[aid] = Counter()
             cv.dirty.update(ALL_CHANNELS)
@@ -262,7 +262,12 @@ class _Batch:
             name, words = f"Address.{e.event}", effect_words(effect)
             channels = ",".join(c.value for c in effect.channels)
             effect_data, detail = json.dumps(e.effect), dict(e.detail)
-            source, actor, key, policy = _str(e.source), e.actor, e.idempotency_key, e.policy_version
+            source, actor, key, policy = (
+                _str(e.source),
+                e.actor,
+                e.idempotency_key,
+                e.policy_version,
+            )
         self.audit.append((
             position, aid, e.originator_version, location_id, None, ref,
             iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), name, source, actor,
@@ -275,7 +280,9 @@ class _Batch:
         q = self.sql.q
         if self.new_addresses:
             c.executemany(
-                q("INSERT INTO dnd_addresses (aggregate_id, location_id, ref, kind) VALUES (?, ?, ?, ?)"),
+                q(
+                    "INSERT INTO dnd_addresses (aggregate_id, location_id, ref, kind) VALUES (?, ?, ?, ?)"
+                ),
                 self.new_addresses,
             )
         if self.index:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +12,7 @@ from dnd_ledger.persistence import Sql, row_values
 
 AUDIT_FIELDS = (
     "position", "location_id", "contact_id", "occurred_at", "recorded_at", "event", "source",
-    "actor", "channels", "effect", "before", "after", "idempotency_key", "policy_version",
+    "actor", "channels", "effect", "reason", "before", "after", "idempotency_key", "policy_version",
     "evidence",
 )  # fmt: skip
 
@@ -30,6 +29,13 @@ def _state(row: tuple[Any, ...]) -> ChannelState:
         event=event,
         event_id=event_id,
     )
+
+
+def _reason(effect: dict[str, Any]) -> str | None:
+    code, message = effect.get("code"), effect.get("message")
+    if code and message:
+        return f"{code}: {message}"
+    return message or code or None
 
 
 class ViewReader:
@@ -103,7 +109,8 @@ class ViewReader:
     ) -> list[dict[str, Any]]:
         from dnd_ledger.projections.projector import iso
 
-        sql = f"SELECT {', '.join(AUDIT_FIELDS)} FROM dnd_audit"
+        columns = ", ".join("effect_data" if f == "reason" else f for f in AUDIT_FIELDS)
+        sql = f"SELECT {columns} FROM dnd_audit"
         where, params = [], []
         if location_id is not None:
             where.append("location_id = ?")
@@ -124,6 +131,7 @@ class ViewReader:
         for r in self.sql.fetchall(sql, params):
             row = dict(zip(AUDIT_FIELDS, r, strict=True))
             row["position"] = int(row["position"])
+            row["reason"] = _reason(json.loads(row["reason"]))
             row["before"] = json.loads(row["before"])
             row["after"] = json.loads(row["after"])
             out.append(row)

@@ -71,7 +71,9 @@ def effect_words(effect: Effect) -> str:
     }[effect.op.value]
 
 
-def changed(before: dict[str, str], after: dict[str, str], channels: tuple[Channel, ...]) -> tuple[str, str]:
+def changed(
+    before: dict[str, str], after: dict[str, str], channels: tuple[Channel, ...]
+) -> tuple[str, str]:
     """Before/after of the channels an event names (or of those it changed)."""
     names = [c.value for c in channels] or [k for k in after if before.get(k) != after[k]]
     return (

@@ -1,0 +1,205 @@
+"""CLI commands over the views: audit trail, projections, stats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+
+from dnd_ledger.cli import TIME, Ctx, cli, json_option, ledger_errors, pass_ctx
+from dnd_ledger.cli_output import emit_json, table
+from dnd_ledger.projections.queries import AUDIT_FIELDS
+from dnd_ledger.projections.schema import VIEWS
+
+
+class DefaultGroup(click.Group):
+    """A group that runs its default command when the first word names no subcommand."""
+
+    default_command = "trail"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+def _pairs(d: dict[str, str]) -> str:
+    return "; ".join(f"{k}={v}" for k, v in d.items())
+
+
+def audit_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(AUDIT_FIELDS)
+    for r in rows:
+        w.writerow(
+            [_pairs(r[f]) if f in ("before", "after") else ("" if r[f] is None else r[f])
+             for f in AUDIT_FIELDS]
+        )  # fmt: skip
+    return buf.getvalue()
+
+
+def render_audit(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, ensure_ascii=False)
+    if fmt == "jsonl":
+        return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
+    if fmt == "csv":
+        return audit_csv(rows).rstrip("\n")
+    body = [
+        (r["position"], r["occurred_at"][:19] + "Z", r["recorded_at"][:19] + "Z",
+         r["contact_id"] or "(address)", r["event"], r["source"], r["actor"], r["effect"],
+         f"{_pairs(r['before'])} -> {_pairs(r['after'])}" if r["after"] else "-")
+        for r in rows
+    ]  # fmt: skip
+    headers = [
+        "#",
+        "occurred",
+        "recorded",
+        "contact",
+        "event",
+        "source",
+        "actor",
+        "effect",
+        "change",
+    ]
+    return table(headers, body)
+
+
+@cli.group(cls=DefaultGroup)
+def audit() -> None:
+    """The compliance audit trail (and, with subcommands, its export).
+
+    \b
+    Examples:
+      dnd-ledger audit loc-1 c-42 --format csv
+      dnd-ledger audit loc-1 --since 2026-11-01T00:00:00Z --format jsonl
+    """
+
+
+@audit.command("trail")
+@click.argument("location", required=False)
+@click.argument("contact_id", required=False)
+@click.option("--since", type=TIME, help="Events that occurred at or after this time.")
+@click.option("--until", type=TIME, help="Events that occurred at or before this time.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table"
+)
+@pass_ctx
+@ledger_errors
+def audit_trail(
+    c: Ctx, location: str | None, contact_id: str | None, since: datetime | None,
+    until: datetime | None, fmt: str,
+) -> None:  # fmt: skip
+    """Print the audit trail: one row per event, in log order.
+
+    Example: dnd-ledger audit loc-1 c-42 --format csv
+    """
+    ledger = c.ledger
+    ledger.refresh_views()
+    rows = ledger.views.audit(location, contact_id, since, until)
+    out = render_audit(rows, fmt)
+    if out:
+        click.echo(out)
+
+
+@cli.group()
+def projections() -> None:
+    """The views: their positions, rebuilding them, keeping them current."""
+
+
+@projections.command("status")
+@json_option
+@pass_ctx
+@ledger_errors
+def projections_status(c: Ctx, as_json: bool) -> None:
+    """Each view's position in the log and how far behind it is.
+
+    Example: dnd-ledger projections status --json
+    """
+    ledger = c.ledger
+    head = ledger.projector.head()
+    positions = ledger.projector.positions()
+    views = [
+        {"view": v, "position": p, "head": head, "lag": head - p} for v, p in positions.items()
+    ]
+    if as_json:
+        emit_json(views)
+    else:
+        click.echo(table(["view", "position", "head", "lag"], [list(v.values()) for v in views]))
+
+
+@projections.command("rebuild")
+@click.argument("name", required=False, type=click.Choice([*VIEWS, "all"]), default="all")
+@pass_ctx
+@ledger_errors
+def projections_rebuild(c: Ctx, name: str) -> None:
+    """Rebuild a view (or all) from the log, in one pass with a progress bar.
+
+    status, audit and stats derive from the same contact state and are rebuilt together.
+
+    Example: dnd-ledger projections rebuild audit
+    """
+    ledger = c.ledger
+    names = list(VIEWS) if name == "all" else [name]
+    total = ledger.projector.head()
+    started = time.perf_counter()
+    show = sys.stderr.isatty()
+    out: Any = sys.stderr if show else io.StringIO()
+    with click.progressbar(length=total, label=f"rebuilding {name}", file=out) as bar:
+        done = ledger.projector.rebuild(names, progress=bar.update)
+    took = time.perf_counter() - started
+    click.echo(f"rebuilt {name}: {done} events in {took:.2f}s")
+
+
+@projections.command("run")
+@click.option("--follow", is_flag=True, help="Keep running, polling for new events.")
+@click.option("--interval", type=float, default=0.5, show_default=True, help="Poll interval (s).")
+@pass_ctx
+@ledger_errors
+def projections_run(c: Ctx, follow: bool, interval: float) -> None:
+    """Catch the views up with the log (with --follow, keep them current).
+
+    Run as its own process beside services sharing a PostgreSQL ledger.
+
+    Example: dnd-ledger --db postgresql://ledger@db/ledger projections run --follow
+    """
+    ledger = c.ledger
+    total = ledger.projector.catch_up()
+    click.echo(f"applied {total} events")
+    while follow:
+        time.sleep(interval)
+        n = ledger.projector.catch_up()
+        if n:
+            click.echo(f"applied {n} events")
+
+
+@cli.command()
+@click.argument("location", required=False)
+@json_option
+@pass_ctx
+@ledger_errors
+def stats(c: Ctx, location: str | None, as_json: bool) -> None:
+    """Contacts by overall DND status and by channel and status, per location.
+
+    Example: dnd-ledger stats loc-1 --json
+    """
+    ledger = c.ledger
+    ledger.refresh_views()
+    data = ledger.views.stats(location)
+    if as_json:
+        emit_json(data)
+        return
+    rows = [
+        (loc, dim, value, n)
+        for loc, dims in data.items()
+        for dim, values in dims.items()
+        for value, n in values.items()
+    ]
+    click.echo(table(["location", "dimension", "value", "contacts"], rows))
