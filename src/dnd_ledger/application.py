@@ -60,6 +60,7 @@ from dnd_ledger.pii import (
 )
 from dnd_ledger.projections.projector import Projector
 from dnd_ledger.projections.queries import ViewReader
+from dnd_ledger.replay import SqlReplayCache
 from dnd_ledger.transcoding import LedgerTranscoder
 
 MAX_ID = 128
@@ -189,6 +190,7 @@ class DndLedger(Application[UUID]):
         self.vault = SqlVault(self.sql)
         self.projector = Projector(self)
         self.views = ViewReader(self.sql)
+        self.replay_cache = SqlReplayCache(self.sql)
         self._create_tables()
         self._check_key()
         # Views are caught up before a query reads them: at once after this
@@ -215,12 +217,14 @@ class DndLedger(Application[UUID]):
                     vault.create_table()
                     self._create_meta()
                     self.projector.create_tables()
+                    self.replay_cache.create_table()
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(74201)")
         else:
             vault.create_table()
             self._create_meta()
             self.projector.create_tables()
+            self.replay_cache.create_table()
 
     def _create_meta(self) -> None:
         self.sql.execute(
