@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from tests.conftest import T0
+
 from dnd_ledger.application import DndLedger
 from dnd_ledger.providers.signatures import ReplayCache
-from tests.conftest import T0
 
 
 def test_a_token_is_accepted_once(ledger: DndLedger) -> None:
