@@ -1,0 +1,175 @@
+"""The FastAPI application: webhooks, the JSON API, the audit page, ``/healthz``.
+
+``create_app(ledger, config)`` builds it around a ledger the caller owns (tests,
+``dnd-ledger serve`` with one process). ``create_app_from_env()`` is the factory
+uvicorn imports in each worker process (``serve --workers N``): it reads the
+same settings as the CLI from the environment (``DND_LEDGER_DB``,
+``DND_LEDGER_POLICY``, ``DND_LEDGER_PII_KEY[_FILE]``, ``DND_LEDGER_CONFIG``)
+and opens one ledger for the process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dnd_ledger import __version__
+from dnd_ledger.application import DndLedger
+from dnd_ledger.domain.errors import (
+    AttestationRequired,
+    Conflict,
+    InvalidInput,
+    LedgerError,
+    PermanentDnd,
+    UnknownContact,
+)
+from dnd_ledger.web import api, pages, webhooks
+from dnd_ledger.web.auth import AuthError, TokenBook
+from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
+from dnd_ledger.web.state import WebState
+
+#: Set by ``dnd-ledger serve --dev`` for worker processes.
+DEV_ENV = "DND_LEDGER_SERVE_DEV"
+CONFIG_ENV = "DND_LEDGER_CONFIG"
+
+_LEDGER_STATUS: list[tuple[type[LedgerError], int]] = [
+    (UnknownContact, 404),
+    (PermanentDnd, 409),
+    (AttestationRequired, 409),
+    (Conflict, 503),
+    (InvalidInput, 422),
+]
+
+
+def ledger_status(error: LedgerError) -> int:
+    for kind, status in _LEDGER_STATUS:
+        if isinstance(error, kind):
+            return status
+    return 422
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _where(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LedgerError)
+    def on_ledger_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LedgerError)
+        status = ledger_status(exc)
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return _problem(status, str(exc), headers)
+
+    @app.exception_handler(AuthError)
+    def on_auth_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AuthError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _problem(exc.status, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    def on_invalid(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        # Never echo the input back: it may hold a phone number or an address.
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        first = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors[:3])
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        return JSONResponse({"detail": first + more, "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    def on_http(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return _problem(exc.status_code, str(exc.detail), dict(exc.headers or {}) or None)
+
+
+def create_app(
+    ledger: DndLedger,
+    config: WebConfig,
+    *,
+    dev: bool = False,
+    clock: Callable[[], datetime] | None = None,
+    public_url: str | None = None,
+    close_ledger: bool = False,
+) -> FastAPI:
+    """The service around ``ledger``. Outside ``dev``, unusable secrets are refused.
+
+    ``public_url`` (else ``config.public_url``) is the base URL providers call;
+    ``clock`` (default: the ledger's) judges Mailgun timestamps.
+    """
+    problems = secret_problems(config)
+    if problems and not dev:
+        raise ConfigError(
+            "refusing to start with unusable secrets (use --dev to run anyway): "
+            + "; ".join(problems)
+        )
+    base = public_url or config.public_url
+    if not base:
+        raise ConfigError("public_url is not set: it is the base URL providers call")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_ledger:
+            ledger.close()
+
+    app = FastAPI(
+        title="dnd-ledger",
+        version=__version__,
+        summary="The consent (Do-Not-Disturb) ledger: provider webhooks, decisions, audit.",
+        description=(
+            "Webhooks are authenticated by the provider's signature; everything else by "
+            "a bearer token with the `read`, `write` or `support` role. Errors are JSON "
+            'objects with a `detail`, e.g. `{"detail": "sms has permanent DND (...)"}`.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.web = WebState(
+        ledger=ledger,
+        config=config,
+        tokens=TokenBook(config),
+        clock=clock or ledger.clock,
+        public_url=base.rstrip("/"),
+        dev=dev,
+    )
+    _install_handlers(app)
+    app.include_router(webhooks.router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.get("/healthz", tags=["service"], summary="Liveness: the service and its database")
+    def healthz() -> Response:
+        try:
+            head = ledger.projector.head()
+        except Exception as e:  # the database is unreachable: say so, do not crash
+            raise HTTPException(503, f"database unavailable: {type(e).__name__}") from None
+        return JSONResponse({"status": "ok", "database": ledger.db.engine, "events": head})
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The uvicorn factory for worker processes: everything comes from the environment."""
+    from dnd_ledger.settings import Settings
+
+    dev = os.environ.get(DEV_ENV, "") == "1"
+    config = load_config(os.environ.get(CONFIG_ENV) or None)
+    ledger = Settings.from_env().open()
+    try:
+        return create_app(ledger, config, dev=dev, close_ledger=True)
+    except BaseException:
+        ledger.close()
+        raise

@@ -1,0 +1,120 @@
+"""Bearer tokens with roles, and the audit page's session cookie.
+
+A token is stored only as its SHA-256; a request's bearer token is hashed and
+looked up. A browser signs in once with a read token and gets a session cookie
+(HttpOnly, SameSite=Strict, Secure when the public URL is https) that names the
+token and is signed with the configuration's session key, so it dies when the
+token is removed from the configuration or loses its read role, and after
+``session_hours``. The token itself never appears in a URL or a cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+from dnd_ledger.web.config import ApiToken, Role, WebConfig
+
+SESSION_COOKIE = "dnd_ledger_session"
+
+
+class AuthError(Exception):
+    """A refusal: ``status`` is 401 (who are you?) or 403 (not allowed)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(detail)
+
+
+def hash_token(token: str) -> str:
+    """The hex SHA-256 of a bearer token, as stored in the configuration."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made the request, and how they proved it."""
+
+    token: ApiToken
+    via: str  # "bearer" or "session"
+
+
+class TokenBook:
+    def __init__(self, config: WebConfig) -> None:
+        self._by_hash = {t.sha256: t for t in config.tokens if t.usable}
+        self._by_name = {t.name: t for t in config.tokens}
+        self._key = config.session_key()
+        self.session_seconds = int(config.session_hours * 3600)
+
+    # -- bearer tokens ------------------------------------------------------------
+    def from_header(self, authorization: str | None) -> ApiToken:
+        """The token of an ``Authorization: Bearer ...`` header, or AuthError(401)."""
+        if not authorization:
+            raise AuthError(401, "missing bearer token: send Authorization: Bearer <token>")
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthError(401, "the Authorization header must be: Bearer <token>")
+        return self.from_token(value.strip())
+
+    def from_token(self, token: str) -> ApiToken:
+        try:
+            found = self._by_hash.get(hash_token(token))
+        except UnicodeEncodeError:
+            found = None
+        if found is None:
+            raise AuthError(401, "unknown bearer token")
+        return found
+
+    @staticmethod
+    def check(token: ApiToken, role: Role, location_id: str | None = None) -> None:
+        """AuthError(403) unless ``token`` has ``role`` (for ``location_id``, if given)."""
+        if role not in token.roles:
+            raise AuthError(403, f"token '{token.name}' does not have the '{role}' role")
+        if location_id is not None and not token.allows(location_id):
+            raise AuthError(
+                403, f"token '{token.name}' is not allowed for location {location_id!r}"
+            )
+
+    # -- sessions -----------------------------------------------------------------
+    def _mac(self, token: ApiToken, expires: int) -> bytes:
+        message = f"{token.name}\n{token.sha256}\n{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def new_session(self, token: ApiToken, now: float | None = None) -> str:
+        expires = int(now if now is not None else time.time()) + self.session_seconds
+        name = _b64(token.name.encode("utf-8"))
+        return f"v1.{name}.{expires}.{_b64(self._mac(token, expires))}"
+
+    def from_session(self, cookie: str | None, now: float | None = None) -> ApiToken | None:
+        """The token a valid, unexpired session cookie stands for, else None."""
+        if not cookie:
+            return None
+        parts = cookie.split(".")
+        if len(parts) != 4 or parts[0] != "v1" or not parts[2].isdigit():
+            return None
+        try:
+            name = _unb64(parts[1]).decode("utf-8")
+            mac = _unb64(parts[3])
+        except (ValueError, UnicodeDecodeError):
+            return None
+        token = self._by_name.get(name)
+        expires = int(parts[2])
+        if token is None or not token.usable:
+            return None
+        if not hmac.compare_digest(mac, self._mac(token, expires)):
+            return None
+        if expires < (now if now is not None else time.time()):
+            return None
+        return token

@@ -1,0 +1,209 @@
+"""The audit page a compliance officer reads, and the sign-in that opens it in a browser.
+
+Server-rendered (Jinja2, autoescaped), no JavaScript. A program sends its read
+token as ``Authorization: Bearer``; a person signs in once with the token in a
+form and gets a session cookie (HttpOnly, SameSite=Strict). Tokens never travel
+in a URL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from dnd_ledger.domain.errors import LedgerError, UnknownContact
+from dnd_ledger.domain.values import ALL_CHANNELS, Channel
+from dnd_ledger.web.auth import SESSION_COOKIE, AuthError, TokenBook
+from dnd_ledger.web.config import ApiToken
+from dnd_ledger.web.state import WebState, web_state
+
+router = APIRouter(include_in_schema=False)
+
+templates = Environment(
+    loader=PackageLoader("dnd_ledger.web", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+HTML_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+LABELS = {
+    Channel.EMAIL: "Email",
+    Channel.SMS: "SMS",
+    Channel.CALL: "Calls and voicemail",
+    Channel.FB: "Facebook Messenger",
+    Channel.GMB: "Google Business messages",
+    Channel.WHATSAPP: "WhatsApp",
+}
+STATUS_WORDS = {"inactive": "no DND", "active": "temporary DND", "permanent": "permanent DND"}
+OVERALL_WORDS = {"on": "on (every channel)", "off": "off", "partial": "partial"}
+_PAGE = re.compile(r"/v1/locations/[^/?#\\]+/contacts/[^/?#\\]+/audit\.html")
+LATE = timedelta(minutes=1)
+
+
+def render(
+    name: str, status: int = 200, signed_in: str | None = None, **context: Any
+) -> HTMLResponse:
+    html = templates.get_template(name).render(signed_in=signed_in, **context)
+    return HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
+
+
+def page_url(location_id: str, contact_id: str) -> str:
+    loc, cid = quote(location_id, safe=""), quote(contact_id, safe="")
+    return f"/v1/locations/{loc}/contacts/{cid}/audit.html"
+
+
+def _safe_next(next_url: str | None) -> str:
+    """Only our own audit pages are places to return to after signing in."""
+    return next_url if next_url and _PAGE.fullmatch(next_url) else "/"
+
+
+def _when(t: str | datetime | None) -> str:
+    if t is None:
+        return ""
+    moment = datetime.fromisoformat(t) if isinstance(t, str) else t
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _caller(request: Request, state: WebState) -> ApiToken | None:
+    """A bearer header (checked strictly), else a session cookie, else None."""
+    if request.headers.get("authorization"):
+        return state.tokens.from_header(request.headers.get("authorization"))
+    return state.tokens.from_session(request.cookies.get(SESSION_COOKIE))
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request) -> HTMLResponse:
+    state = web_state(request)
+    token = state.tokens.from_session(request.cookies.get(SESSION_COOKIE))
+    return render("index.html", signed_in=token.name if token else None)
+
+
+@router.get("/v1/audit-page")
+def audit_lookup(location_id: str, contact_id: str) -> RedirectResponse:
+    """The index page's form: from a location and a contact to their audit page."""
+    return RedirectResponse(page_url(location_id.strip(), contact_id.strip()), status_code=303)
+
+
+@router.get("/v1/locations/{location_id}/contacts/{contact_id}/audit.html")
+def audit_page(location_id: str, contact_id: str, request: Request) -> Response:
+    state = web_state(request)
+    here = page_url(location_id, contact_id)
+    try:
+        token = _caller(request, state)
+        if token is None:
+            return render("sign_in.html", 401, next=here, error=None)
+        TokenBook.check(token, "read", location_id)
+    except AuthError as e:
+        if e.status == 401:
+            return render("sign_in.html", 401, next=here, error=e.detail)
+        return render("error.html", e.status, title="Not allowed", detail=e.detail)
+    ledger = state.ledger
+    try:
+        view = ledger.status(location_id, contact_id)
+    except UnknownContact as e:
+        return render("error.html", 404, token.name, title="Unknown contact", detail=str(e))
+    except LedgerError as e:
+        return render("error.html", 422, token.name, title="Invalid request", detail=str(e))
+    ledger.refresh_views()
+    rows = ledger.views.audit(location_id, contact_id)
+    channels = [
+        {
+            "label": LABELS[ch],
+            "status": view.channels[ch].status.value,
+            "words": STATUS_WORDS[view.channels[ch].status.value],
+            "since": _when(view.channels[ch].since),
+            "code": view.channels[ch].code,
+            "message": view.channels[ch].message,
+            "event": view.channels[ch].event,
+        }
+        for ch in ALL_CHANNELS
+    ]
+    events = []
+    for r in rows:
+        occurred = datetime.fromisoformat(r["occurred_at"])
+        recorded = datetime.fromisoformat(r["recorded_at"])
+        events.append(
+            {
+                **r,
+                "occurred": _when(occurred),
+                "recorded": _when(recorded),
+                "late": recorded - occurred > LATE,
+                "changes": [
+                    (ch, r["before"].get(ch, "inactive"), after) for ch, after in r["after"].items()
+                ],
+            }
+        )
+    csv_url = (
+        f"/v1/locations/{quote(location_id, safe='')}/audit"
+        f"?contact_id={quote(contact_id, safe='')}&format=csv"
+    )
+    return render(
+        "audit.html",
+        signed_in=token.name,
+        location_id=location_id,
+        contact_id=contact_id,
+        dnd=view.dnd.value,
+        dnd_words=OVERALL_WORDS[view.dnd.value],
+        as_of=_when(view.as_of),
+        channels=channels,
+        events=events,
+        csv_url=csv_url,
+    )
+
+
+@router.get("/v1/sign-in", response_class=HTMLResponse)
+def sign_in_form(next: str | None = None) -> HTMLResponse:
+    return render("sign_in.html", next=_safe_next(next), error=None)
+
+
+@router.post("/v1/sign-in")
+def sign_in(
+    request: Request,
+    token: Annotated[str, Form(max_length=512)],
+    next: Annotated[str | None, Form(max_length=2048)] = None,
+) -> Response:
+    """Exchange a read token for a session cookie, then go back to the page asked for."""
+    state = web_state(request)
+    target = _safe_next(next)
+    try:
+        found = state.tokens.from_token(token.strip())
+        TokenBook.check(found, "read")
+    except AuthError as e:
+        return render("sign_in.html", e.status, next=target, error=e.detail)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        state.tokens.new_session(found),
+        max_age=state.tokens.session_seconds,
+        path="/",
+        secure=state.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/v1/sign-out")
+def sign_out(request: Request) -> RedirectResponse:
+    state = web_state(request)
+    response = RedirectResponse("/v1/sign-in", status_code=303)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=state.secure_cookies, httponly=True, samesite="strict"
+    )
+    return response
