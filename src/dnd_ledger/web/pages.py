@@ -145,7 +145,13 @@ def audit_page(location_id: str, contact_id: str, request: Request) -> Response:
                 "recorded": _when(recorded),
                 "late": recorded - occurred > LATE,
                 "changes": [
-                    (ch, r["before"].get(ch, "inactive"), after) for ch, after in r["after"].items()
+                    (ch, STATUS_WORDS[r["before"].get(ch, "inactive")], STATUS_WORDS[after])
+                    for ch, after in r["after"].items()
+                ],
+                "references": [
+                    f"{label} {r[key]}"
+                    for key, label in (("idempotency_key", "key"), ("evidence", "evidence"))
+                    if r[key]
                 ],
             }
         )
