@@ -10,12 +10,12 @@ the transaction rolls back, and the next round starts from the new position.
 
 from __future__ import annotations
 
-import json
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 
 from dnd_ledger.domain.address import Address
@@ -23,6 +23,7 @@ from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.state import DndState, Effect, Entry
 from dnd_ledger.domain.values import ALL_CHANNELS
 from dnd_ledger.projections.rows import (
+    NAME,
     ContactView,
     changed,
     effect_words,
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 #: Views derived from contact state advance together; rebuilding one rebuilds all.
 STATE_VIEWS = ("status", "audit", "stats")
 BATCH_SIZE = 1000
+#: Contacts and addresses remembered between batches (bounded memory).
+CACHE_CONTACTS = 100_000
+CACHE_ADDRESSES = 200_000
 
 
 def iso(t: datetime) -> str:
@@ -49,6 +53,11 @@ class Projector:
         self.sql = app.sql
         self.datastore: Any = app.sql.datastore
         self.tracking: Any = app.factory.tracking_recorder()
+        # What this process last wrote, kept between batches. Valid only while
+        # nobody else moved the views: checked against the position each batch.
+        self.contacts: OrderedDict[str, ContactView] = OrderedDict()
+        self.addresses: dict[str, tuple[str, str, str]] = {}
+        self._cached_at: int | None = None
 
     def create_tables(self) -> None:
         self.tracking.create_table()
@@ -109,15 +118,40 @@ class Projector:
 
     # -- one batch --------------------------------------------------------------------
     def _apply(self, batch: Sequence[Notification], positions: dict[str, int]) -> None:
+        start = min(positions.values())
+        if self._cached_at != start:
+            self.forget()
         work = _Batch(self, positions)
-        for n in batch:
-            work.take(n.id, self.app.mapper.to_domain_event(n))
-        last = batch[-1].id
-        with self.sql.transaction() as c:
-            work.write(c)
-            for view, pos in positions.items():
-                if pos < last:
-                    self.tracking._insert_tracking(c, Tracking(TRACKING_PREFIX + view, last))
+        work.prefetch({str(n.originator_id) for n in batch})
+        try:
+            for n in batch:
+                work.take(n.id, self.app.mapper.to_domain_event(n))
+            last = batch[-1].id
+            with self.sql.transaction() as c:
+                work.write(c)
+                for view, pos in positions.items():
+                    if pos < last:
+                        self.tracking._insert_tracking(c, Tracking(TRACKING_PREFIX + view, last))
+        except BaseException:
+            self.forget()
+            raise
+        self._cached_at = last
+        for cv in work.contacts.values():
+            cv.batch_entries.clear()
+            cv.dirty.clear()
+            cv.new = False
+            self.contacts[cv.aggregate_id] = cv
+            self.contacts.move_to_end(cv.aggregate_id)
+        while len(self.contacts) > CACHE_CONTACTS:
+            self.contacts.popitem(last=False)
+        if len(self.addresses) > CACHE_ADDRESSES:
+            self.addresses.clear()
+
+    def forget(self) -> None:
+        """Drop what this process remembers of the views (someone else moved them)."""
+        self.contacts.clear()
+        self.addresses.clear()
+        self._cached_at = None
 
 
 class _Batch:
@@ -129,7 +163,7 @@ class _Batch:
         self.positions = positions
         self.contacts: dict[str, ContactView] = {}
         self.stats_before: dict[str, Counter[tuple[str, str]]] = {}
-        self.addresses: dict[str, tuple[str, str, str]] = {}  # id -> (location, ref, kind)
+        self.addresses = projector.addresses  # id -> (location, ref, kind)
         self.audit: list[tuple[Any, ...]] = []
         self.new_addresses: list[tuple[str, str, str, str]] = []
         self.index: list[tuple[str, str, str, str, str]] = []
@@ -138,25 +172,39 @@ class _Batch:
         return self.positions[view] < position
 
     # -- reading what earlier batches left ---------------------------------------------
+    def prefetch(self, ids: set[str]) -> None:
+        """Load, in a few queries, the rows of every aggregate the batch touches."""
+        cached = self.p.contacts
+        missing = [i for i in ids if i not in cached and i not in self.addresses]
+        for chunk in _chunks(missing, 500):
+            marks = ", ".join("?" * len(chunk))
+            for row in self.sql.fetchall(
+                "SELECT aggregate_id, location_id, contact_id, version, last_occurred, state"
+                f" FROM dnd_status_contacts WHERE aggregate_id IN ({marks})",
+                chunk,
+            ):
+                cached[row[0]] = ContactView(
+                    aggregate_id=row[0],
+                    location_id=row[1],
+                    contact_id=row[2],
+                    version=int(row[3]),
+                    last_occurred=datetime.fromisoformat(row[4]) if row[4] else None,
+                    state=DndState.from_list(orjson.loads(row[5])),
+                )
+            for row in self.sql.fetchall(
+                "SELECT aggregate_id, location_id, ref, kind"
+                f" FROM dnd_addresses WHERE aggregate_id IN ({marks})",
+                chunk,
+            ):
+                self.addresses[row[0]] = (str(row[1]), str(row[2]), str(row[3]))
+
     def contact(self, aggregate_id: str) -> ContactView | None:
         cv = self.contacts.get(aggregate_id)
         if cv is not None:
             return cv
-        row = self.sql.fetchone(
-            "SELECT location_id, contact_id, version, last_occurred, state"
-            " FROM dnd_status_contacts WHERE aggregate_id = ?",
-            (aggregate_id,),
-        )
-        if row is None:
+        cv = self.p.contacts.get(aggregate_id)
+        if cv is None:
             return None
-        cv = ContactView(
-            aggregate_id=aggregate_id,
-            location_id=row[0],
-            contact_id=row[1],
-            version=int(row[2]),
-            last_occurred=datetime.fromisoformat(row[3]) if row[3] else None,
-            state=DndState.from_list(json.loads(row[4])),
-        )
         self.contacts[aggregate_id] = cv
         self.stats_before[aggregate_id] = stats_keys(cv)
         return cv
@@ -187,7 +235,7 @@ class _Batch:
                 seq=int(r[2]),
                 event=str(r[3]),
                 event_id=f"{cv.aggregate_id}:{r[2]}",
-                effect=Effect.from_dict(json.loads(r[4])),
+                effect=Effect.from_dict(orjson.loads(r[4])),
             )
             for r in rows
         ]
@@ -237,9 +285,9 @@ class _Batch:
             position, aid, e.originator_version, cv.location_id, cv.contact_id, None,
             iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), type(e).__name__,
             _str(getattr(e, "source", None)), getattr(e, "actor", None),
-            ",".join(c.value for c in channels), words, json.dumps(effect_data), before_s, after_s,
+            ",".join(NAME[c] for c in channels), words, _dumps(effect_data), before_s, after_s,
             getattr(e, "idempotency_key", None), getattr(e, "policy_version", None),
-            evidence_of(detail), json.dumps(detail, sort_keys=True),
+            evidence_of(detail), _dumps(detail),
         ))  # fmt: skip
 
     def _address_event(self, position: int, e: Any) -> None:
@@ -260,8 +308,8 @@ class _Batch:
         elif isinstance(e, Address.SignalRecorded):
             effect = Effect.from_dict(e.effect)
             name, words = f"Address.{e.event}", effect_words(effect)
-            channels = ",".join(c.value for c in effect.channels)
-            effect_data, detail = json.dumps(e.effect), dict(e.detail)
+            channels = ",".join(NAME[c] for c in effect.channels)
+            effect_data, detail = _dumps(e.effect), dict(e.detail)
             source, actor, key, policy = (
                 _str(e.source),
                 e.actor,
@@ -272,7 +320,7 @@ class _Batch:
             position, aid, e.originator_version, location_id, None, ref,
             iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), name, source, actor,
             channels, words, effect_data, "{}", "{}", key, policy, evidence_of(detail),
-            json.dumps(detail, sort_keys=True),
+            _dumps(detail),
         ))  # fmt: skip
 
     # -- writing ---------------------------------------------------------------------------
@@ -300,18 +348,18 @@ class _Batch:
         contacts, channel_rows, stats = [], [], Counter[tuple[str, str, str]]()
         for aid, cv in self.contacts.items():
             contacts.append((
-                aid, cv.location_id, cv.contact_id, cv.overall.value, cv.version,
-                iso(cv.last_occurred) if cv.last_occurred else None, json.dumps(cv.state.to_list()),
+                aid, cv.location_id, cv.contact_id, NAME[cv.overall], cv.version,
+                iso(cv.last_occurred) if cv.last_occurred else None, _dumps(cv.state.to_list()),
             ))  # fmt: skip
             # When the overall status moved, every channel row carries the new one.
             before = self.stats_before.get(aid, Counter())
-            overall_moved = cv.new or before.get(("overall", cv.overall.value), 0) == 0
+            overall_moved = cv.new or before.get(("overall", NAME[cv.overall]), 0) == 0
             for ch in ALL_CHANNELS if overall_moved else sorted(cv.dirty):
                 s = cv.channels[ch]
                 channel_rows.append((
-                    cv.location_id, cv.contact_id, ch.value, s.status.value,
+                    cv.location_id, cv.contact_id, NAME[ch], NAME[s.status],
                     iso(s.since) if s.since else None, s.code, s.message, s.event, s.event_id,
-                    cv.overall.value,
+                    NAME[cv.overall],
                 ))  # fmt: skip
             after = stats_keys(cv)
             for key in set(before) | set(after):
@@ -329,6 +377,15 @@ class _Batch:
                   " SET count = dnd_stats.count + excluded.count"),
                 [(*k, v) for k, v in stats.items() if v],
             )  # fmt: skip
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _str(v: Any) -> str | None:

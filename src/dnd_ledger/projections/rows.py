@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from dnd_ledger.domain.state import ChannelState, DndState, Effect, Entry, fold, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
@@ -35,7 +36,8 @@ class ContactView:
             self.overall = overall(self.channels)
 
     def statuses(self) -> dict[str, str]:
-        return {c.value: self.channels[c].status.value for c in ALL_CHANNELS}
+        channels = self.channels
+        return {NAME[c]: NAME[channels[c].status] for c in ALL_CHANNELS}
 
     def take(self, entry: Entry, history: list[Entry] | None) -> None:
         """Apply an entry; ``history`` is every earlier entry when it arrived late."""
@@ -43,20 +45,34 @@ class ContactView:
         if self.last_occurred is None or entry.occurred_at >= self.last_occurred:
             self.last_occurred = entry.occurred_at
             self.state.apply(entry)
+            touched = entry.effect.channels
         else:
             assert history is not None
             self.state = fold([*history, entry])
+            touched = ALL_CHANNELS
         self.version = entry.seq
-        channels = self.state.channels()
-        self.dirty.update(c for c in ALL_CHANNELS if channels[c] != self.channels[c])
-        self.channels = channels
-        self.overall = overall(channels)
+        for c in touched:
+            now = self.state.channel(c)
+            if now != self.channels[c]:
+                self.channels[c] = now
+                self.dirty.add(c)
+        self.overall = overall(self.channels)
+
+
+# Enum ``.value`` is a slow descriptor; the projector reads these names per event.
+NAME: dict[Channel | DndKind | Overall, str] = {
+    m: m.value
+    for e in (Channel, DndKind, Overall)
+    for m in e  # type: ignore[attr-defined]
+}
+_DIMENSION = {c: f"channel:{c.value}" for c in ALL_CHANNELS}
 
 
 def stats_keys(cv: ContactView) -> Counter[tuple[str, str]]:
-    keys: Counter[tuple[str, str]] = Counter({("overall", cv.overall.value): 1})
+    keys: Counter[tuple[str, str]] = Counter({("overall", NAME[cv.overall]): 1})
+    channels = cv.channels
     for c in ALL_CHANNELS:
-        keys[(f"channel:{c.value}", cv.channels[c].status.value)] += 1
+        keys[(_DIMENSION[c], NAME[channels[c].status])] += 1
     return keys
 
 
@@ -75,10 +91,10 @@ def changed(
     before: dict[str, str], after: dict[str, str], channels: tuple[Channel, ...]
 ) -> tuple[str, str]:
     """Before/after of the channels an event names (or of those it changed)."""
-    names = [c.value for c in channels] or [k for k in after if before.get(k) != after[k]]
+    names = [NAME[c] for c in channels] or [k for k in after if before.get(k) != after[k]]
     return (
-        json.dumps({n: before.get(n, "inactive") for n in names}),
-        json.dumps({n: after[n] for n in names}),
+        orjson.dumps({n: before.get(n, "inactive") for n in names}).decode(),
+        orjson.dumps({n: after[n] for n in names}).decode(),
     )
 
 
