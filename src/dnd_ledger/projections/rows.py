@@ -61,9 +61,9 @@ class ContactView:
 
 # Enum ``.value`` is a slow descriptor; the projector reads these names per event.
 NAME: dict[Channel | DndKind | Overall, str] = {
-    m: m.value
-    for e in (Channel, DndKind, Overall)
-    for m in e  # type: ignore[attr-defined]
+    **{m: m.value for m in Channel},
+    **{m: m.value for m in DndKind},
+    **{m: m.value for m in Overall},
 }
 _DIMENSION = {c: f"channel:{c.value}" for c in ALL_CHANNELS}
 
