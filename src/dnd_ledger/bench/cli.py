@@ -144,6 +144,10 @@ def main(
         f"{meta['contacts']} contacts, batch {batch}; nproc {m['nproc']}, "
         f"Python {m['python']}, eventsourcing {m['eventsourcing']}; {meta['seconds']:.1f} s"
     )
+    src = meta.get("source")
+    if src:
+        changed = f", {len(src['changed'])} source files changed since" if src["changed"] else ""
+        click.echo(f"source: commit {src['head'][:10]}{changed}")
     click.echo(table(figures))
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(meta["outcomes"].items()))
     click.echo(f"outcomes: {outcomes}; late items: {meta['late_items']}")

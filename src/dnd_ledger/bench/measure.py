@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import cProfile
+import hashlib
 import io
 import os
 import platform
@@ -189,6 +190,7 @@ class Run:
         self.stored_at: dict[str, int] = {}
         self.profiles: dict[str, cProfile.Profile] = {}
         self._cleanup: list[Callable[[], None]] = []
+        self.source = source_state()  # at the start: the code this process imported
         self.workload = Workload(
             seed=opts.seed,
             expected_items=opts.n_contacts + opts.events + 3 * opts.n_probe
@@ -615,7 +617,7 @@ class Run:
             "workload_mix": {k: self.workload.counts.get(k, 0) for k in MIX},
             "late_items": self.workload.late,
             "machine": machine(),
-            "source": source_state(),
+            "source": self.source,
             "profiled": self.o.profile_dir is not None,
         })  # fmt: skip
         return self.meta, self.figures
@@ -657,9 +659,16 @@ def source_state() -> dict[str, Any] | None:
             [git, "status", "--porcelain", "--", "src"],
             cwd=root, capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
+        diff = subprocess.run(  # noqa: S603
+            [git, "diff", "HEAD", "--", "src"], cwd=root, capture_output=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    return {"head": head, "changed": [line[3:] for line in status.splitlines()]}
+    return {
+        "head": head,
+        "changed": [line[3:] for line in status.splitlines()],
+        "diff_sha256": hashlib.sha256(diff).hexdigest() if diff else None,
+    }
 
 
 def machine() -> dict[str, Any]:
