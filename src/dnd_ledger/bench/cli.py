@@ -144,11 +144,21 @@ def main(
         f"{meta['contacts']} contacts, batch {batch}; nproc {m['nproc']}, "
         f"Python {m['python']}, eventsourcing {m['eventsourcing']}; {meta['seconds']:.1f} s"
     )
+    if meta.get("loadavg_start"):
+        click.echo(
+            f"load average (1/5/15 min) at start {meta['loadavg_start']}, at end {meta['loadavg_end']}"
+        )
     src = meta.get("source")
     if src:
         changed = f", {len(src['changed'])} source files changed since" if src["changed"] else ""
         click.echo(f"source: commit {src['head'][:10]}{changed}")
     click.echo(table(figures))
+    flat = meta.get("flatness") or {}
+    if flat.get("machine_drift"):
+        click.echo(
+            f"flatness: the CRUD gauge ran {flat['machine_drift']:.2f}x as fast at the large probe"
+            f" as at the small one; ratio adjusted for that: {flat['ratio_adjusted_for_drift']:.2f}x"
+        )
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(meta["outcomes"].items()))
     click.echo(f"outcomes: {outcomes}; late items: {meta['late_items']}")
     if meta.get("profiled"):
