@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.domain.policy import Policy, load_policy
+from dnd_ledger.notary.notary import DEFAULT_EVERY, DEFAULT_INTERVAL
+from dnd_ledger.notary.signed_note import NoteError, SigningKey, load_private_key
 from dnd_ledger.persistence import Database, parse_db_url
 from dnd_ledger.pii import load_or_create_key
 
@@ -24,6 +26,10 @@ class Settings(BaseModel):
     ``pii_key`` / ``pii_key_file``: ``DND_LEDGER_PII_KEY`` (hex) /
     ``DND_LEDGER_PII_KEY_FILE``; for SQLite the default is a key file beside the
     database (``<db>.pii-key``, created on first use).
+    ``signing_key_file``: ``DND_LEDGER_SIGNING_KEY``, the notary's Ed25519 key file
+    (``dnd-ledger keys generate``); without it checkpoints are unsigned.
+    ``checkpoint_every`` / ``checkpoint_interval``: ``DND_LEDGER_CHECKPOINT_EVERY``
+    (events, default 1000) / ``DND_LEDGER_CHECKPOINT_INTERVAL`` (seconds, default 60).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -32,6 +38,9 @@ class Settings(BaseModel):
     policy: str | None = None
     pii_key: str | None = None
     pii_key_file: str | None = None
+    signing_key_file: str | None = None
+    checkpoint_every: int = Field(DEFAULT_EVERY, ge=1)
+    checkpoint_interval: float = Field(DEFAULT_INTERVAL, ge=0)
 
     @classmethod
     def from_env(cls, **overrides: str | None) -> Settings:
@@ -40,9 +49,12 @@ class Settings(BaseModel):
             "policy": os.environ.get("DND_LEDGER_POLICY") or None,
             "pii_key": os.environ.get("DND_LEDGER_PII_KEY") or None,
             "pii_key_file": os.environ.get("DND_LEDGER_PII_KEY_FILE") or None,
+            "signing_key_file": os.environ.get("DND_LEDGER_SIGNING_KEY") or None,
+            "checkpoint_every": os.environ.get("DND_LEDGER_CHECKPOINT_EVERY") or None,
+            "checkpoint_interval": os.environ.get("DND_LEDGER_CHECKPOINT_INTERVAL") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        return cls.model_validate({k: v for k, v in values.items() if v is not None})
 
     @property
     def database(self) -> Database:
@@ -70,4 +82,26 @@ class Settings(BaseModel):
 
     def open(self) -> DndLedger:
         db = self.database
-        return DndLedger(db, policy=self.load_policy(), pii_key=self.key(db))
+        return DndLedger(
+            db,
+            policy=self.load_policy(),
+            pii_key=self.key(db),
+            signing_key=self.signing_key(),
+            checkpoint_every=self.checkpoint_every,
+            checkpoint_interval=self.checkpoint_interval,
+        )
+
+    def signing_key(self) -> SigningKey | None:
+        """The notary's key, from its file; the key never goes into the database."""
+        if not self.signing_key_file:
+            return None
+        path = Path(self.signing_key_file)
+        try:
+            return load_private_key(path.read_bytes())
+        except FileNotFoundError:
+            raise InvalidInput(
+                f"DND_LEDGER_SIGNING_KEY names {path}, which does not exist; "
+                f"create it with: dnd-ledger keys generate --out {path}"
+            ) from None
+        except (OSError, NoteError) as e:
+            raise InvalidInput(f"cannot use the signing key file {path}: {e}") from e

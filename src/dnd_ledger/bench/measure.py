@@ -424,7 +424,7 @@ class Run:
 
     def flatness_small(self) -> None:
         done = self._phase("flatness-small")
-        self.small = self._probe("flatness")
+        self.small = self._probe("flatness-small")
         done()
 
     def latency(self) -> None:
@@ -570,7 +570,7 @@ class Run:
             self.progress.tick(self.head() - start, max(1, target - start))
         done()
         done = self._phase("flatness-large")
-        large = self._probe("flatness")
+        large = self._probe("flatness-large")
         small_rate, small_rates, small_at, small_gauge = self.small
         large_rate, large_rates, large_at, large_gauge = large
         drift = large_gauge / small_gauge if large_gauge and small_gauge else None

@@ -1,0 +1,131 @@
+"""``dnd-ledger audit export``: one file an auditor can verify without our server.
+
+The notary is caught up and checkpointed (signed) first, so the bundle covers
+every event recorded before the export. Its contents and what they prove are
+described in :mod:`dnd_ledger.notary.offline`, which is also what checks it.
+The exporter checks each exported event against its leaf before writing it:
+a ledger whose stored bytes no longer match the tree is not exported.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from dnd_ledger.domain.contact import contact_uuid
+from dnd_ledger.domain.errors import InvalidInput, LedgerError, UnknownContact
+from dnd_ledger.notary.leaf import Leaf
+from dnd_ledger.notary.offline import BUNDLE_FORMAT, encode_bundle
+from dnd_ledger.notary.signed_note import fingerprint
+from dnd_ledger.notary.tree import TreeLevels
+
+if TYPE_CHECKING:
+    from dnd_ledger.application import DndLedger
+
+
+class ExportRefused(LedgerError):
+    """The ledger does not match its own evidence; ``verify`` says where."""
+
+
+def export_bundle(app: DndLedger, location_id: str, contact_id: str | None = None) -> bytes:
+    """The canonical bundle for one contact, or for every contact of a location."""
+    key = app.notary.signing_key
+    if key is None:
+        raise InvalidInput(
+            "an auditor bundle needs a signed checkpoint: set DND_LEDGER_SIGNING_KEY to a key "
+            "file (create one with `dnd-ledger keys generate`)"
+        )
+    app.refresh_views()
+    checkpoint = app.notary.checkpoint()
+    if checkpoint is None or not checkpoint.signed:
+        raise InvalidInput("the ledger is empty: there is nothing to export")
+    size = checkpoint.size
+    contacts = [contact_id] if contact_id is not None else _location_contacts(app, location_id)
+    if not contacts:
+        raise UnknownContact(f"location {location_id!r} has no contacts")
+
+    leaves: list[Leaf] = []
+    levels = TreeLevels()
+    by_originator: dict[str, list[int]] = defaultdict(list)
+    for index, leaf in app.notary.leaves(stop=size):
+        if index != len(leaves):
+            raise ExportRefused(f"the notary's leaves skip index {len(leaves)}: run verify")
+        leaves.append(leaf)
+        levels.append(leaf.hash())
+        by_originator[leaf.originator_id].append(index)
+    if levels.size != size or levels.root() != checkpoint.root:
+        raise ExportRefused(
+            f"the notary's leaves do not give the root of the checkpoint at size {size}: "
+            "run `dnd-ledger verify`"
+        )
+
+    fp = fingerprint(key.private_key.public_key())
+    exported = [
+        _contact(app, location_id, cid, leaves, levels, by_originator, size) for cid in contacts
+    ]
+    earlier = [
+        {"note": c.note, "consistency": [h.hex() for h in levels.consistency_proof(c.size, size)]}
+        for c in app.notary.checkpoints()
+        if c.signed and c.key_fingerprint == fp and c.size < size
+    ]
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "key_fingerprint": fp,
+        "checkpoint": checkpoint.note,
+        "earlier_checkpoints": earlier,
+        "leaves": [leaf.to_json() for leaf in leaves],
+        "contacts": exported,
+    }
+    return encode_bundle(bundle)
+
+
+def _location_contacts(app: DndLedger, location_id: str) -> list[str]:
+    rows = app.sql.fetchall(
+        "SELECT contact_id FROM dnd_status_contacts WHERE location_id = ? ORDER BY contact_id",
+        (location_id,),
+    )
+    return [str(r[0]) for r in rows]
+
+
+def _contact(
+    app: DndLedger,
+    location_id: str,
+    contact_id: str,
+    leaves: list[Leaf],
+    levels: TreeLevels,
+    by_originator: dict[str, list[int]],
+    size: int,
+) -> dict[str, Any]:
+    oid = contact_uuid(location_id, contact_id)
+    indexes = by_originator.get(str(oid), [])
+    if not indexes:
+        raise UnknownContact(
+            f"contact {contact_id!r} is not registered in location {location_id!r}"
+        )
+    stored = {
+        e.originator_version: bytes(e.state)
+        for e in app.recorder.select_events(UUID(str(oid)), lte=leaves[indexes[-1]].version)
+    }
+    events = []
+    for index in indexes:
+        leaf = leaves[index]
+        state = stored.get(leaf.version)
+        if state is None or hashlib.sha256(state).digest() != leaf.state_sha256:
+            raise ExportRefused(
+                f"contact {location_id}/{contact_id} version {leaf.version} (position "
+                f"{leaf.notification_id}) does not match what was notarised: run `dnd-ledger verify`"
+            )
+        events.append(
+            {
+                "leaf_index": index,
+                "state": base64.b64encode(state).decode("ascii"),
+                "proof": [h.hex() for h in levels.inclusion_proof(index, size)],
+            }
+        )
+    return {"location_id": location_id, "contact_id": contact_id, "events": events}
+
+
+__all__ = ["ExportRefused", "export_bundle"]

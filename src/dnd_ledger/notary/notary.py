@@ -1,0 +1,435 @@
+"""The notary: a tracked projection keeping an RFC 6962 Merkle tree over the event log.
+
+It follows the notification log like the views do, but never decodes an
+event: each stored event becomes one :class:`~dnd_ledger.notary.leaf.Leaf`
+over its stored bytes, appended to the tree at the next dense index. Each
+batch writes, in ONE transaction, the new leaves, the tree's compact range,
+any checkpoints it completes and the eventsourcing tracking position, so a
+crash leaves either all of a batch or none of it. The tree row is updated
+only if it still holds the state the batch started from, so two processes
+catching up at once cannot both extend it: the loser rolls back and retries.
+
+A checkpoint is made every ``every`` leaves, when leaves have waited
+``interval`` seconds for one, and on demand. It is a C2SP tlog checkpoint
+(origin, size, root, and a ``time`` extension line) signed as a C2SP note
+with the Ed25519 key from the key file, when one is configured; without a
+key the same text is stored unsigned and ``verify`` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
+
+from dnd_ledger.notary.leaf import Leaf
+from dnd_ledger.notary.merkle import CompactRange
+from dnd_ledger.notary.signed_note import (
+    Checkpoint,
+    SigningKey,
+    fingerprint,
+    format_checkpoint_body,
+    format_vkey,
+    parse_checkpoint_body,
+    sign_checkpoint,
+)
+from dnd_ledger.notary.tree import TreeLevels
+from dnd_ledger.persistence import row_values
+
+if TYPE_CHECKING:
+    from dnd_ledger.application import DndLedger
+
+TRACKING_NAME = "dnd_ledger.notary"
+BATCH_SIZE = 1000
+DEFAULT_EVERY = 1000
+DEFAULT_INTERVAL = 60.0
+TIME_PREFIX = "time "
+
+TABLES = [
+    "CREATE TABLE IF NOT EXISTS dnd_notary_leaves ("
+    " leaf_index BIGINT PRIMARY KEY, notification_id BIGINT NOT NULL UNIQUE,"
+    " originator_id TEXT NOT NULL, version BIGINT NOT NULL, topic TEXT NOT NULL,"
+    " state_sha256 TEXT NOT NULL, leaf_hash TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dnd_notary_tree ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, hashes TEXT NOT NULL,"
+    " checkpoint_size BIGINT NOT NULL, pending_since TEXT)",
+    "CREATE TABLE IF NOT EXISTS dnd_notary_checkpoints ("
+    " size BIGINT PRIMARY KEY, root TEXT NOT NULL, note TEXT NOT NULL, key_name TEXT,"
+    " key_fingerprint TEXT, created_at TEXT NOT NULL)",
+    "INSERT INTO dnd_notary_tree (id, size, hashes, checkpoint_size, pending_since)"
+    " VALUES (1, 0, '[]', 0, NULL) ON CONFLICT (id) DO NOTHING",
+]
+
+
+def format_time(t: datetime) -> str:
+    """UTC, microseconds, ``Z``: one spelling per instant, as signed in checkpoints."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def checkpoint_time(checkpoint: Checkpoint) -> datetime | None:
+    """The ``time`` extension line of a checkpoint, if it has one."""
+    for line in checkpoint.extensions:
+        if line.startswith(TIME_PREFIX):
+            return datetime.strptime(line[len(TIME_PREFIX) :], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=UTC
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """A checkpoint as the notary stored it: the note is the evidence, the rest an index."""
+
+    size: int
+    root: bytes
+    note: str
+    key_name: str | None
+    key_fingerprint: str | None
+    created_at: datetime
+
+    @property
+    def signed(self) -> bool:
+        return self.key_name is not None
+
+    @property
+    def body(self) -> Checkpoint:
+        """The checkpoint text (unverified: ``verify`` checks the signature)."""
+        text = self.note
+        if self.signed:
+            text = text[: text.rfind("\n\n") + 1]
+        return parse_checkpoint_body(text)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "root": self.root.hex(),
+            "signed": self.signed,
+            "key_name": self.key_name,
+            "key_fingerprint": self.key_fingerprint,
+            "created_at": format_time(self.created_at),
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class TreeState:
+    size: int
+    range: CompactRange
+    checkpoint_size: int
+    pending_since: datetime | None
+
+
+class _Moved(Exception):
+    """The tree row changed since it was read: another process got there first."""
+
+
+_CONFLICTS = (IntegrityError, psycopg.IntegrityError, _Moved)
+
+
+class Notary:
+    def __init__(
+        self,
+        app: DndLedger,
+        *,
+        signing_key: SigningKey | None = None,
+        every: int = DEFAULT_EVERY,
+        interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        if every < 1:
+            raise ValueError("checkpoint interval in events must be at least 1")
+        if interval < 0:
+            raise ValueError("checkpoint interval in seconds must not be negative")
+        self.app = app
+        self.sql = app.sql
+        self.signing_key = signing_key
+        self.every = every
+        self.interval = interval
+        self.tracking: Any = app.factory.tracking_recorder()
+        self._origin: str | None = None
+
+    # -- set-up ------------------------------------------------------------------------
+    def create_tables(self) -> None:
+        self.tracking.create_table()
+        with self.sql.transaction() as c:
+            for statement in TABLES:
+                c.execute(statement)
+            c.execute(
+                self.sql.q(
+                    "INSERT INTO dnd_meta (name, value) VALUES ('notary_origin', ?)"
+                    " ON CONFLICT (name) DO NOTHING"
+                ),
+                (f"dnd-ledger/log/{uuid.uuid4().hex}",),
+            )
+
+    @property
+    def origin(self) -> str:
+        """The checkpoint origin line: names this log, fixed when its tables were made."""
+        if self._origin is None:
+            row = self.sql.fetchone("SELECT value FROM dnd_meta WHERE name = 'notary_origin'")
+            if row is None:
+                raise RuntimeError("the notary's origin is missing from dnd_meta")
+            self._origin = str(row[0])
+        return self._origin
+
+    @property
+    def public_key(self) -> str | None:
+        """The verifier key (``name+id+key``) of the signing key, if one is configured."""
+        if self.signing_key is None:
+            return None
+        return format_vkey(self.signing_key.name, self.signing_key.private_key.public_key())
+
+    # -- reading -----------------------------------------------------------------------
+    def position(self) -> int:
+        return int(self.tracking.max_tracking_id(TRACKING_NAME) or 0)
+
+    def head(self) -> int:
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    def state(self) -> TreeState:
+        row = self.sql.fetchone(
+            "SELECT size, hashes, checkpoint_size, pending_since FROM dnd_notary_tree WHERE id = 1"
+        )
+        if row is None:
+            raise RuntimeError("the notary's tree row is missing")
+        size, hashes = int(row[0]), [bytes.fromhex(h) for h in json.loads(row[1])]
+        return TreeState(
+            size=size,
+            range=CompactRange.from_state(size, hashes),
+            checkpoint_size=int(row[2]),
+            pending_since=datetime.fromisoformat(row[3]) if row[3] else None,
+        )
+
+    def checkpoints(self) -> list[CheckpointRecord]:
+        rows = self.sql.fetchall(
+            "SELECT size, root, note, key_name, key_fingerprint, created_at"
+            " FROM dnd_notary_checkpoints ORDER BY size"
+        )
+        return [_checkpoint(r) for r in rows]
+
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        row = self.sql.fetchone(
+            "SELECT size, root, note, key_name, key_fingerprint, created_at"
+            " FROM dnd_notary_checkpoints ORDER BY size DESC LIMIT 1"
+        )
+        return None if row is None else _checkpoint(row)
+
+    def leaves(self, stop: int | None = None, batch: int = 10000) -> Iterator[tuple[int, Leaf]]:
+        """``(leaf index, leaf)`` in index order, up to (not including) ``stop``."""
+        after = -1
+        while True:
+            rows = self.sql.fetchall(
+                "SELECT leaf_index, notification_id, originator_id, version, topic, state_sha256"
+                " FROM dnd_notary_leaves WHERE leaf_index > ? AND leaf_index < ?"
+                " ORDER BY leaf_index LIMIT ?",
+                (after, 2**62 if stop is None else stop, batch),
+            )
+            for r in rows:
+                yield (
+                    int(r[0]),
+                    Leaf(int(r[1]), str(r[2]), int(r[3]), str(r[4]), bytes.fromhex(r[5])),
+                )
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])
+
+    def levels(self, size: int) -> TreeLevels:
+        """The tree of the first ``size`` leaves, from the stored leaf hashes."""
+        levels = TreeLevels()
+        after = -1
+        while levels.size < size:
+            rows = self.sql.fetchall(
+                "SELECT leaf_index, leaf_hash FROM dnd_notary_leaves"
+                " WHERE leaf_index > ? AND leaf_index < ? ORDER BY leaf_index LIMIT 10000",
+                (after, size),
+            )
+            if not rows:
+                break
+            for index, h in rows:
+                if int(index) != levels.size:
+                    raise RuntimeError(f"the notary's leaves skip index {levels.size}")
+                levels.append(bytes.fromhex(h))
+            after = int(rows[-1][0])
+        if levels.size != size:
+            raise RuntimeError(f"the notary holds {levels.size} leaves, not {size}")
+        return levels
+
+    # -- catching up -------------------------------------------------------------------
+    def catch_up(
+        self, *, batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Notarise every event not yet in the tree; returns how many were added."""
+        done = 0
+        while True:
+            state = self.state()
+            position = self.position()
+            batch = self.app.recorder.select_notifications(start=position + 1, limit=batch_size)
+            if not batch:
+                break
+            try:
+                self._apply(batch, state)
+            except _CONFLICTS:
+                continue  # another process extended the tree first: read it again
+            done += len(batch)
+            if progress:
+                progress(len(batch))
+        self._checkpoint_if_due()
+        return done
+
+    def _apply(self, batch: Sequence[Notification], state: TreeState) -> None:
+        now = self.app.clock()
+        rng = state.range.copy()
+        checkpoint_size, pending_since = state.checkpoint_size, state.pending_since
+        leaves, checkpoints = [], []
+        for n in batch:
+            leaf = Leaf.of(n.id, n.originator_id, n.originator_version, n.topic, bytes(n.state))
+            h = leaf.hash()
+            leaves.append((rng.size, *leaf.to_json(), h.hex()))
+            rng.append(h)
+            pending_since = pending_since or now
+            if rng.size - checkpoint_size >= self.every:
+                checkpoints.append(self._make_checkpoint(rng.size, rng.root(), now))
+                checkpoint_size, pending_since = rng.size, None
+        if pending_since is not None and self._due(pending_since, now):
+            checkpoints.append(self._make_checkpoint(rng.size, rng.root(), now))
+            checkpoint_size, pending_since = rng.size, None
+        q = self.sql.q
+        with self.sql.transaction() as c:
+            self._move_tree(c, state, rng, checkpoint_size, pending_since)
+            c.executemany(
+                q(
+                    "INSERT INTO dnd_notary_leaves (leaf_index, notification_id, originator_id,"
+                    " version, topic, state_sha256, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
+                leaves,
+            )
+            for record in checkpoints:
+                self._insert_checkpoint(c, record)
+            self.tracking._insert_tracking(c, Tracking(TRACKING_NAME, batch[-1].id))
+
+    def _due(self, pending_since: datetime, now: datetime) -> bool:
+        return (now - pending_since).total_seconds() >= self.interval
+
+    def _checkpoint_if_due(self) -> None:
+        state = self.state()
+        pending = state.size > state.checkpoint_size and state.pending_since is not None
+        if pending and state.pending_since and self._due(state.pending_since, self.app.clock()):
+            with contextlib.suppress(*_CONFLICTS):  # another process moved the tree meanwhile
+                self._checkpoint_at(state)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def checkpoint(self) -> CheckpointRecord | None:
+        """Catch up, then checkpoint the whole tree now (None while the log is empty).
+
+        When the latest checkpoint already covers every leaf it is returned as
+        it is, unless it is unsigned and a key is now configured: then it is
+        signed.
+        """
+        while True:
+            self.catch_up()
+            state = self.state()
+            if state.size == 0:
+                return None
+            latest = self.latest_checkpoint()
+            if latest is not None and latest.size == state.size:
+                if latest.signed or self.signing_key is None:
+                    return latest
+                record = self._make_checkpoint(state.size, state.range.root(), self.app.clock())
+                with self.sql.transaction() as c:
+                    c.execute(
+                        self.sql.q(
+                            "UPDATE dnd_notary_checkpoints SET note = ?, key_name = ?,"
+                            " key_fingerprint = ?, created_at = ? WHERE size = ? AND key_name IS NULL"
+                        ),
+                        (record.note, record.key_name, record.key_fingerprint,
+                         format_time(record.created_at), record.size),
+                    )  # fmt: skip
+                return record
+            try:
+                return self._checkpoint_at(state)
+            except _CONFLICTS:
+                continue
+
+    def _checkpoint_at(self, state: TreeState) -> CheckpointRecord:
+        record = self._make_checkpoint(state.size, state.range.root(), self.app.clock())
+        with self.sql.transaction() as c:
+            self._move_tree(c, state, state.range, state.size, None)
+            self._insert_checkpoint(c, record)
+        return record
+
+    def _make_checkpoint(self, size: int, root: bytes, now: datetime) -> CheckpointRecord:
+        checkpoint = Checkpoint(self.origin, size, root, (TIME_PREFIX + format_time(now),))
+        key = self.signing_key
+        if key is None:
+            return CheckpointRecord(size, root, format_checkpoint_body(checkpoint), None, None, now)
+        note = sign_checkpoint(checkpoint, key.name, key.private_key)
+        return CheckpointRecord(
+            size, root, note, key.name, fingerprint(key.private_key.public_key()), now
+        )
+
+    def _insert_checkpoint(self, c: Any, r: CheckpointRecord) -> None:
+        c.execute(
+            self.sql.q(
+                "INSERT INTO dnd_notary_checkpoints (size, root, note, key_name, key_fingerprint,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            (r.size, r.root.hex(), r.note, r.key_name, r.key_fingerprint,
+             format_time(r.created_at)),
+        )  # fmt: skip
+
+    def _move_tree(
+        self,
+        c: Any,
+        old: TreeState,
+        rng: CompactRange,
+        checkpoint_size: int,
+        pending_since: datetime | None,
+    ) -> None:
+        c.execute(
+            self.sql.q(
+                "UPDATE dnd_notary_tree SET size = ?, hashes = ?, checkpoint_size = ?,"
+                " pending_since = ? WHERE id = 1 AND size = ? AND checkpoint_size = ?"
+                " RETURNING size"
+            ),
+            (
+                rng.size,
+                json.dumps([h.hex() for h in rng.hashes]),
+                checkpoint_size,
+                None if pending_since is None else pending_since.isoformat(),
+                old.size,
+                old.checkpoint_size,
+            ),
+        )
+        if c.fetchone() is None:
+            raise _Moved
+
+
+def _checkpoint(row: tuple[Any, ...]) -> CheckpointRecord:
+    r = row_values(row)
+    return CheckpointRecord(
+        size=int(r[0]),
+        root=bytes.fromhex(r[1]),
+        note=str(r[2]),
+        key_name=r[3],
+        key_fingerprint=r[4],
+        created_at=datetime.strptime(r[5], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
+    )
+
+
+__all__ = [
+    "BATCH_SIZE",
+    "DEFAULT_EVERY",
+    "DEFAULT_INTERVAL",
+    "TRACKING_NAME",
+    "CheckpointRecord",
+    "Notary",
+    "TreeState",
+    "checkpoint_time",
+    "format_time",
+]
