@@ -54,7 +54,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(db: str, config: Path, *extra: str, env: dict[str, str] | None = None,
+def serving(db: str, config: Path | None, *extra: str, env: dict[str, str] | None = None,
             log: Path) -> Iterator[str]:  # fmt: skip
     """Start ``dnd-ledger serve``, wait for /healthz, yield its base URL, stop it."""
     assert EXE.is_file(), f"console script not installed beside {sys.executable}"
@@ -63,10 +63,11 @@ def serving(db: str, config: Path, *extra: str, env: dict[str, str] | None = Non
         env or {}
     )
     with log.open("wb") as out:
+        with_config = ["--config", str(config)] if config else []
         proc = subprocess.Popen(
-            [str(EXE), "--db", db, "serve", "--config", str(config), "--port", str(port),
+            [str(EXE), "--db", db, "serve", *with_config, "--port", str(port),
              "--no-access-log", *extra],
-            stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=config.parent,
+            stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=log.parent,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
@@ -185,6 +186,17 @@ def test_serve_refuses_placeholder_secrets_as_a_process(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert out.stderr.startswith("Error: ")
     assert "twilio_auth_token is a placeholder" in out.stderr
+
+
+def test_serve_dev_without_a_config_uses_the_listen_address(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    with serving(str(tmp_path / "ledger.db"), None, "--dev", log=log) as base:
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok", "database": "sqlite"}
+        r = httpx.get(f"{base}/v1/locations/{L}/contacts/ada/dnd", headers=bearer(READ))
+        assert r.status_code == 401  # no tokens configured: nobody gets in
+    text = log.read_text()
+    assert f"public URL {base}" in text
+    assert "no [[tokens]]" in text
 
 
 @pytest.mark.postgres
