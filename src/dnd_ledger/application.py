@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Transcoder
 
 from dnd_ledger import commands as cmd
@@ -49,8 +49,6 @@ from dnd_ledger.domain.values import (
     Overall,
     Source,
 )
-from dnd_ledger.notary.notary import DEFAULT_EVERY, DEFAULT_INTERVAL, Notary
-from dnd_ledger.notary.signed_note import SigningKey
 from dnd_ledger.persistence import Database, Sql, eventsourcing_env, parse_db_url
 from dnd_ledger.pii import (
     KeyMismatch,
@@ -134,6 +132,8 @@ class _Unit:
     contacts: dict[UUID, Contact | None] = field(default_factory=dict)
     addresses: dict[UUID, Address | None] = field(default_factory=dict)
     now: datetime = field(default_factory=utcnow)
+    #: Aggregates created in this batch, in order: a refused command's are dropped.
+    created: list[Contact | Address] = field(default_factory=list)
 
     def contact(self, location_id: str, contact_id: str) -> Contact | None:
         cid = contact_uuid(location_id, contact_id)
@@ -143,6 +143,16 @@ class _Unit:
 
     def add_contact(self, contact: Contact) -> None:
         self.contacts[contact.id] = contact
+        self.created.append(contact)
+
+    def drop_created_since(self, mark: int) -> None:
+        for agg in self.created[mark:]:
+            agg.collect_events()  # discard its pending events
+            if isinstance(agg, Contact):
+                self.contacts[agg.id] = None
+            else:
+                self.addresses[agg.id] = None
+        del self.created[mark:]
 
     def address(self, location_id: str, kind: AddressKind, ref: str) -> Address:
         aid = address_uuid(location_id, ref)
@@ -152,6 +162,7 @@ class _Unit:
         if found is None:
             found = Address.open(location_id, kind, ref, timestamp=self.now)
             self.addresses[aid] = found
+            self.created.append(found)
         return found
 
     def touched(self) -> list[Contact | Address]:
@@ -172,14 +183,14 @@ class DndLedger(Application[UUID]):
         pii_key: bytes | None = None,
         clock: Callable[[], datetime] = utcnow,
         env: dict[str, str] | None = None,
-        signing_key: SigningKey | None = None,
-        checkpoint_every: int = DEFAULT_EVERY,
-        checkpoint_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.db = parse_db_url(db) if isinstance(db, str) else db
         full_env = eventsourcing_env(self.db)
         full_env["AGGREGATE_CACHE_MAXSIZE"] = "50000"
         full_env["DEEPCOPY_FROM_AGGREGATE_CACHE"] = "n"
+        # Saved aggregates stay cached as they are; another process's newer
+        # events surface as a version conflict on save, which evicts and retries.
+        full_env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
         if self.db.engine == "postgres":
             full_env["CREATE_TABLE"] = "n"  # created once, under a lock, by _create_tables
         full_env.update(env or {})
@@ -187,6 +198,7 @@ class DndLedger(Application[UUID]):
         self.policy = policy
         self.clock = clock
         self._lock = threading.RLock()
+        self._pii_pending: list[tuple[str, str, str]] = []
         self.keyring = Keyring(pii_key if pii_key is not None else b"dnd-ledger memory key ")
         self.vault: Vault
         # The SQL recorders (SQLite, PostgreSQL) expose their datastore and tables.
@@ -194,9 +206,6 @@ class DndLedger(Application[UUID]):
         self.sql = Sql(self._sql_recorder.datastore, self.db.engine)
         self.vault = SqlVault(self.sql)
         self.projector = Projector(self)
-        self.notary = Notary(
-            self, signing_key=signing_key, every=checkpoint_every, interval=checkpoint_interval
-        )
         self.views = ViewReader(self.sql)
         self.replay_cache = SqlReplayCache(self.sql)
         self._create_tables()
@@ -225,7 +234,6 @@ class DndLedger(Application[UUID]):
                     vault.create_table()
                     self._create_meta()
                     self.projector.create_tables()
-                    self.notary.create_tables()
                     self.replay_cache.create_table()
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(74201)")
@@ -233,7 +241,6 @@ class DndLedger(Application[UUID]):
             vault.create_table()
             self._create_meta()
             self.projector.create_tables()
-            self.notary.create_tables()
             self.replay_cache.create_table()
 
     def _create_meta(self) -> None:
@@ -254,6 +261,20 @@ class DndLedger(Application[UUID]):
                 "the PII key does not match the one this ledger was created with; "
                 "set DND_LEDGER_PII_KEY_FILE to the ledger's key file"
             )
+
+    def _save_all(self, aggregates: list[Contact | Address]) -> None:
+        """``Application.save`` for our own aggregates, in one transaction.
+
+        The library's ``save`` checks each object against runtime protocols, which
+        costs more than storing the events; ours are known aggregates.
+        """
+        processing = ProcessingEvent[UUID]()
+        for agg in aggregates:
+            processing.events.extend(agg.collect_events())
+            processing.aggregates[agg.id] = agg
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
 
     def _get(self, aggregate_id: UUID) -> Contact | Address | None:
         try:
@@ -288,6 +309,7 @@ class DndLedger(Application[UUID]):
         for _attempt in range(MAX_ATTEMPTS):
             with self._lock:
                 unit = _Unit(self, now=self.clock())
+                self._pii_pending.clear()
                 outcomes: list[Outcome] = []
                 try:
                     for c in commands:
@@ -297,7 +319,9 @@ class DndLedger(Application[UUID]):
                             if raise_errors:
                                 raise
                             outcomes.append(Outcome("rejected", detail={"error": str(e)}))
-                    self.save(*unit.touched())
+                    if self._pii_pending:
+                        self.vault.put_many(self._pii_pending)
+                    self._save_all([a for a in unit.touched() if a.pending_events])
                     self._views_stale = True
                 except IntegrityError:
                     self._evict([*unit.contacts, *unit.addresses])
@@ -312,18 +336,14 @@ class DndLedger(Application[UUID]):
         handler = _HANDLERS.get(type(c))
         if handler is None:
             raise InvalidInput(f"unknown command {type(c).__name__}")
-        # A refused command must leave no trace in the batch: remember the
-        # pending events of everything touched and drop what it added.
-        before = {id(a): len(a._pending_events) for a in unit.touched()}
+        # A refused command leaves no trace in the batch: its guards run before
+        # it triggers any event, and what it created for itself is dropped.
+        mark, pii = len(unit.created), len(self._pii_pending)
         try:
             return handler(self, unit, c)
         except LedgerError:
-            for a in unit.touched():
-                n = before.get(id(a))
-                if n is None:  # created by the refused command
-                    a._pending_events.clear()
-                elif len(a._pending_events) > n:
-                    raise  # guards run before events; a partial command is a bug
+            unit.drop_created_since(mark)
+            del self._pii_pending[pii:]
             raise
 
     def _time(self, unit: _Unit, occurred_at: datetime | None) -> datetime:
@@ -331,7 +351,7 @@ class DndLedger(Application[UUID]):
 
     def _ref(self, kind: AddressKind | str, value: str) -> str:
         ref = self.keyring.ref(kind, value)
-        self.vault.put(ref, str(kind), value)
+        self._pii_pending.append((ref, str(kind), value))
         return ref
 
     def _phone_refs(self, phones: Iterable[str]) -> list[str]:
@@ -675,13 +695,11 @@ class DndLedger(Application[UUID]):
         return found
 
     def refresh_views(self) -> int:
-        """Bring the views and the notary up to date with the log; returns events applied."""
+        """Bring the views up to date with the log; returns events applied."""
         with self._views_lock:
             self._views_stale = False
             self._views_checked = time.monotonic()
-            applied = self.projector.catch_up()
-            self.notary.catch_up()
-            return applied
+            return self.projector.catch_up()
 
     def _fresh(self) -> None:
         if self._views_stale or time.monotonic() - self._views_checked > VIEW_FRESHNESS:

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -31,6 +32,7 @@ class KeyMismatch(LedgerError):
     """The PII key given is not the one this ledger's references were made with."""
 
 
+@lru_cache(maxsize=100_000)
 def normalise_phone(raw: str) -> str:
     """E.164 form of a phone number; ``whatsapp:`` prefixes are accepted."""
     text = raw.strip()
@@ -49,6 +51,7 @@ def normalise_phone(raw: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=100_000)
 def normalise_email(raw: str) -> str:
     text = raw.strip().lower()
     if text.startswith("mailto:"):
@@ -102,6 +105,7 @@ def load_or_create_key(path: Path) -> bytes:
 
 class Vault(Protocol):
     def put(self, ref: str, kind: str, value: str) -> None: ...
+    def put_many(self, items: list[tuple[str, str, str]]) -> None: ...
     def get(self, ref: str) -> str | None: ...
     def erase(self, refs: list[str]) -> int: ...
 
@@ -112,6 +116,10 @@ class MemoryVault:
 
     def put(self, ref: str, kind: str, value: str) -> None:
         self._values[ref] = value
+
+    def put_many(self, items: list[tuple[str, str, str]]) -> None:
+        for ref, kind, value in items:
+            self.put(ref, kind, value)
 
     def get(self, ref: str) -> str | None:
         return self._values.get(ref)
@@ -142,6 +150,21 @@ class SqlVault:
             (ref, kind, value),
         )
         self._known.add(ref)
+
+    def put_many(self, items: list[tuple[str, str, str]]) -> None:
+        """Write many values in one transaction (refs already written are skipped)."""
+        new = {ref: (ref, kind, value) for ref, kind, value in items if ref not in self._known}
+        if not new:
+            return
+        with self.sql.transaction() as c:
+            c.executemany(
+                self.sql.q(
+                    f"INSERT INTO {self.TABLE} (ref, kind, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (ref) DO NOTHING"
+                ),
+                list(new.values()),
+            )
+        self._known.update(new)
 
     def get(self, ref: str) -> str | None:
         row = self.sql.fetchone(f"SELECT value FROM {self.TABLE} WHERE ref = ?", (ref,))

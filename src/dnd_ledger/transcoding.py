@@ -48,16 +48,11 @@ class LedgerTranscoder(JSONTranscoder):
 
     def encode(self, obj: Any) -> bytes:
         # orjson writes Enum members natively (as their values); tag them first.
-        return orjson.dumps(self._tag_enums(obj), default=self._tag, option=_OPTIONS)
-
-    def _tag_enums(self, obj: Any) -> Any:
+        # The ledger's events hold enums only as top-level attributes (nested
+        # effect and detail dicts hold plain values), so one level is enough.
         if isinstance(obj, dict):
-            return {k: self._tag_enums(v) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [self._tag_enums(v) for v in obj]
-        if isinstance(obj, Enum):
-            return self._encode_obj(obj)
-        return obj
+            obj = {k: self._encode_obj(v) if isinstance(v, Enum) else v for k, v in obj.items()}
+        return orjson.dumps(obj, default=self._tag, option=_OPTIONS)
 
     def _tag(self, o: Any) -> Any:
         if type(o) is UUID or isinstance(o, datetime | Enum) or type(o) in self.types:

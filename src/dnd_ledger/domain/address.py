@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -19,6 +20,7 @@ from dnd_ledger.domain.contact import _NS
 from dnd_ledger.domain.values import AddressKind, Source
 
 
+@lru_cache(maxsize=200_000)
 def address_uuid(location_id: str, ref: str) -> UUID:
     return uuid5(_NS, f"address\x1f{location_id}\x1f{ref}")
 

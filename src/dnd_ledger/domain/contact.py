@@ -9,6 +9,7 @@ values themselves.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -29,6 +30,7 @@ from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Source
 _NS = uuid5(NAMESPACE_URL, "urn:dnd-ledger")
 
 
+@lru_cache(maxsize=200_000)
 def contact_uuid(location_id: str, contact_id: str) -> UUID:
     return uuid5(_NS, f"contact\x1f{location_id}\x1f{contact_id}")
 
