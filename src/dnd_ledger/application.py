@@ -49,6 +49,8 @@ from dnd_ledger.domain.values import (
     Overall,
     Source,
 )
+from dnd_ledger.notary.notary import DEFAULT_EVERY, DEFAULT_INTERVAL, Notary
+from dnd_ledger.notary.signed_note import SigningKey
 from dnd_ledger.persistence import Database, Sql, eventsourcing_env, parse_db_url
 from dnd_ledger.pii import (
     KeyMismatch,
@@ -183,6 +185,9 @@ class DndLedger(Application[UUID]):
         pii_key: bytes | None = None,
         clock: Callable[[], datetime] = utcnow,
         env: dict[str, str] | None = None,
+        signing_key: SigningKey | None = None,
+        checkpoint_every: int = DEFAULT_EVERY,
+        checkpoint_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.db = parse_db_url(db) if isinstance(db, str) else db
         full_env = eventsourcing_env(self.db)
@@ -206,6 +211,9 @@ class DndLedger(Application[UUID]):
         self.sql = Sql(self._sql_recorder.datastore, self.db.engine)
         self.vault = SqlVault(self.sql)
         self.projector = Projector(self)
+        self.notary = Notary(
+            self, signing_key=signing_key, every=checkpoint_every, interval=checkpoint_interval
+        )
         self.views = ViewReader(self.sql)
         self.replay_cache = SqlReplayCache(self.sql)
         self._create_tables()
@@ -234,6 +242,7 @@ class DndLedger(Application[UUID]):
                     vault.create_table()
                     self._create_meta()
                     self.projector.create_tables()
+                    self.notary.create_tables()
                     self.replay_cache.create_table()
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(74201)")
@@ -241,6 +250,7 @@ class DndLedger(Application[UUID]):
             vault.create_table()
             self._create_meta()
             self.projector.create_tables()
+            self.notary.create_tables()
             self.replay_cache.create_table()
 
     def _create_meta(self) -> None:
@@ -695,11 +705,13 @@ class DndLedger(Application[UUID]):
         return found
 
     def refresh_views(self) -> int:
-        """Bring the views up to date with the log; returns events applied."""
+        """Bring the views and the notary up to date with the log; returns events applied."""
         with self._views_lock:
             self._views_stale = False
             self._views_checked = time.monotonic()
-            return self.projector.catch_up()
+            applied = self.projector.catch_up()
+            self.notary.catch_up()
+            return applied
 
     def _fresh(self) -> None:
         if self._views_stale or time.monotonic() - self._views_checked > VIEW_FRESHNESS:
