@@ -44,7 +44,9 @@ CACHE_ADDRESSES = 200_000
 
 
 def iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="microseconds")
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    return t.isoformat(timespec="microseconds")
 
 
 class Projector:
@@ -274,8 +276,8 @@ class _Batch:
             )  # fmt: skip
             late = cv.last_occurred is not None and entry.occurred_at < cv.last_occurred
             cv.take(entry, self.history(cv) if late else None)
-            channels, words, effect_data = effect.channels, effect_words(effect), effect.to_dict()
-            detail = dict(e.detail)
+            channels, words, effect_data = effect.channels, effect_words(effect), e.effect
+            detail = e.detail
         else:
             cv.version = e.originator_version
             channels, words, effect_data = (), "none", {}
@@ -309,7 +311,7 @@ class _Batch:
             effect = Effect.from_dict(e.effect)
             name, words = f"Address.{e.event}", effect_words(effect)
             channels = ",".join(NAME[c] for c in effect.channels)
-            effect_data, detail = _dumps(e.effect), dict(e.detail)
+            effect_data, detail = _dumps(e.effect), e.detail
             source, actor, key, policy = (
                 _str(e.source),
                 e.actor,
