@@ -22,7 +22,7 @@ from dnd_ledger.application import DndLedger
 from dnd_ledger.cli import cli
 from dnd_ledger.domain.values import Channel
 from dnd_ledger.notary.bundle import export_bundle
-from dnd_ledger.notary.leaf import LEAF_FORMAT, Leaf
+from dnd_ledger.notary.leaf import LEAF_FORMAT, Leaf, canonical_originator
 from dnd_ledger.notary.merkle import (
     leaf_hash,
     root_from_leaf_hashes,
@@ -89,6 +89,22 @@ def test_every_stored_event_becomes_one_leaf_over_its_stored_bytes(notarised: Dn
     assert notarised.notary.position() == events[-1].id
 
 
+def test_the_notary_reads_the_rows_select_notifications_reads(notarised: DndLedger) -> None:
+    story(notarised)
+    theirs = [
+        (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+        for n in stored(notarised)
+    ]
+    ours = notarised.notary.stored_events(0, 1000)
+    assert [
+        (e.id, canonical_originator(e.originator_id), e.originator_version, e.topic, e.state)
+        for e in ours
+    ] == theirs
+    assert [e.id for e in notarised.notary.stored_events(theirs[2][0], 3)] == [
+        t[0] for t in theirs[3:6]
+    ]
+
+
 def test_the_leaf_encoding_is_a_tagged_json_array_anyone_can_rebuild() -> None:
     leaf = Leaf(7, "4cd80f50-b080-51e3-ba37-e3df23cc1e70", 2, "t:Contact.X", bytes(range(32)))
     data = leaf.encode()
@@ -125,16 +141,25 @@ def test_a_batch_is_written_with_the_tracking_position_in_one_transaction(
 # -- checkpoints -----------------------------------------------------------------------------
 
 
-def test_a_checkpoint_every_n_events_and_on_demand(notarised: DndLedger) -> None:
-    story(notarised)  # 2 contacts: 16 events
-    notarised.refresh_views()
-    total = len(stored(notarised))
-    assert total == 16
-    assert [cp.size for cp in notarised.notary.checkpoints()] == [5, 10, 15]
+def test_a_checkpoint_once_n_events_wait_and_on_demand(notarised: DndLedger) -> None:
+    sizes = []
+    for i in range(2):  # 5 events, then 2, then 1, per contact
+        phone = f"+1415555{i:04d}"
+        for command in (
+            c.RegisterContact("loc-1", f"c{i}", (phone,), (f"c{i}@example.com",)),
+            c.ReceiveInbound("loc-1", SMS, phone, "STOP", f"SM{i}"),
+            c.SetDnd("loc-1", f"c{i}", (Channel.CALL,), "alice"),
+        ):
+            notarised.execute(command)
+            notarised.refresh_views()
+            sizes.append(len(stored(notarised)))
+    assert sizes == [5, 7, 8, 13, 15, 16]
+    # A checkpoint when 5 (checkpoint_every) have waited, once the notary is at the head.
+    assert [cp.size for cp in notarised.notary.checkpoints()] == [5, 13]
     record = notarised.notary.checkpoint()
     assert record is not None
-    assert record.size == total
-    assert [cp.size for cp in notarised.notary.checkpoints()] == [5, 10, 15, 16]
+    assert record.size == 16
+    assert [cp.size for cp in notarised.notary.checkpoints()] == [5, 13, 16]
     # Nothing new: asking again returns the same checkpoint.
     assert notarised.notary.checkpoint() == record
 
@@ -209,6 +234,16 @@ def test_without_a_key_checkpoints_are_unsigned_and_verify_says_so(
         app.close()
 
 
+def test_a_backlog_is_checkpointed_once_at_the_head_not_in_its_middle(
+    notarised: DndLedger,
+) -> None:
+    story(notarised)  # 16 events before the notary runs at all
+    notarised.notary.catch_up(batch_size=3)
+    # Events 6-16 were stored before any checkpoint was made: a checkpoint at 5 would
+    # wrongly suggest they came later.
+    assert [cp.size for cp in notarised.notary.checkpoints()] == [16]
+
+
 # -- concurrency -----------------------------------------------------------------------------
 
 
@@ -239,7 +274,9 @@ def test_two_processes_catching_up_at_once_notarise_each_event_once(
         total = len(stored(writer))
         assert writer.notary.state().size == total
         assert [i for i, _ in writer.notary.leaves()] == list(range(total))
-        assert all(cp.size % 7 == 0 for cp in writer.notary.checkpoints())
+        sizes = [cp.size for cp in writer.notary.checkpoints()]
+        assert sizes == sorted(set(sizes))
+        assert sizes[-1] == total
         assert verify_ledger(writer, parse_vkey(VKEY)).problem_count == 0
     finally:
         for app in (writer, *readers):
@@ -257,7 +294,7 @@ def test_verify_holds_for_an_honest_ledger(notarised: DndLedger) -> None:
     assert report.exit_code == 0
     assert report.events == report.tree_size == len(stored(notarised))
     assert report.verified_size == report.tree_size
-    assert report.checkpoints == 4
+    assert report.checkpoints == 1
 
 
 def test_events_after_the_notary_are_pending_not_wrong(notarised: DndLedger) -> None:
@@ -271,14 +308,20 @@ def test_events_after_the_notary_are_pending_not_wrong(notarised: DndLedger) -> 
 
 
 def test_an_exported_bundle_verifies_offline(notarised: DndLedger, clock: Clock) -> None:
-    story(notarised)
+    story(notarised, 1)
+    notarised.refresh_views()
+    clock.advance(minutes=1)
+    story_2 = c.RegisterContact("loc-1", "c1", ("+14155550001",))
+    notarised.execute(story_2)
+    notarised.execute(c.ReceiveInbound("loc-1", SMS, "+14155550001", "STOP", "SM1"))
+    notarised.execute(c.SetDnd("loc-1", "c1", (Channel.CALL,), "alice"))
     data = export_bundle(notarised, "loc-1", "c1")
     result = verify_bundle(data, parse_vkey(VKEY))
     [contact] = result.contacts
     assert (contact.location_id, contact.contact_id) == ("loc-1", "c1")
     assert [e.version for e in contact.events] == list(range(1, len(contact.events) + 1))
     assert result.checkpoint.size == len(stored(notarised))
-    assert result.earlier_checkpoints == 3  # the checkpoints at 5, 10 and 15
+    assert result.earlier_checkpoints == 1  # the checkpoint at 8, after the first contact
     status = contact.status(clock.now, clock.now)
     assert status["channels"]["sms"]["status"] == "permanent"
     assert status["channels"]["call"]["status"] == "active"

@@ -4,13 +4,17 @@ It follows the notification log like the views do, but never decodes an
 event: each stored event becomes one :class:`~dnd_ledger.notary.leaf.Leaf`
 over its stored bytes, appended to the tree at the next dense index. Each
 batch writes, in ONE transaction, the new leaves, the tree's compact range,
-any checkpoints it completes and the eventsourcing tracking position, so a
-crash leaves either all of a batch or none of it. The tree row is updated
+the checkpoint it completes (if any) and the eventsourcing tracking position,
+so a crash leaves either all of a batch or none of it. The tree row is updated
 only if it still holds the state the batch started from, so two processes
 catching up at once cannot both extend it: the loser rolls back and retries.
 
-A checkpoint is made every ``every`` leaves, when leaves have waited
-``interval`` seconds for one, and on demand. It is a C2SP tlog checkpoint
+A checkpoint is made once ``every`` leaves have accumulated since the last
+one, or when leaves have waited ``interval`` seconds for one, and on demand;
+always when the notary has reached the head of the log, never in the middle
+of a backlog. So each checkpoint claims more than its root: every event
+stored before it was made is in it (up to the clock skew ``verify``
+allows), which is what lets a backdated insertion be caught. It is a C2SP tlog checkpoint
 (origin, size, root, and a ``time`` extension line) signed as a C2SP note
 with the Ed25519 key from the key file, when one is configured; without a
 key the same text is stored unsigned and ``verify`` says so.
@@ -24,13 +28,13 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, Notification, Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 
-from dnd_ledger.notary.leaf import Leaf
-from dnd_ledger.notary.merkle import CompactRange
+from dnd_ledger.notary.leaf import Leaf, stored_leaf
+from dnd_ledger.notary.merkle import CompactRange, leaf_hash
 from dnd_ledger.notary.signed_note import (
     Checkpoint,
     SigningKey,
@@ -54,7 +58,7 @@ TIME_PREFIX = "time "
 
 TABLES = [
     "CREATE TABLE IF NOT EXISTS dnd_notary_leaves ("
-    " leaf_index BIGINT PRIMARY KEY, notification_id BIGINT NOT NULL UNIQUE,"
+    " leaf_index BIGINT PRIMARY KEY, notification_id BIGINT NOT NULL,"
     " originator_id TEXT NOT NULL, version BIGINT NOT NULL, topic TEXT NOT NULL,"
     " state_sha256 TEXT NOT NULL, leaf_hash TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS dnd_notary_tree ("
@@ -126,6 +130,16 @@ class TreeState:
     pending_since: datetime | None
 
 
+class StoredEvent(NamedTuple):
+    """A row of the event log exactly as stored: ``state`` is the transcoder's bytes."""
+
+    id: int
+    originator_id: Any
+    originator_version: int
+    topic: str
+    state: bytes
+
+
 class _Moved(Exception):
     """The tree row changed since it was read: another process got there first."""
 
@@ -153,6 +167,7 @@ class Notary:
         self.interval = interval
         self.tracking: Any = app.factory.tracking_recorder()
         self._origin: str | None = None
+        self._select_events = _select_events_statement(app)
 
     # -- set-up ------------------------------------------------------------------------
     def create_tables(self) -> None:
@@ -191,6 +206,23 @@ class Notary:
 
     def head(self) -> int:
         return int(self.app.recorder.max_notification_id() or 0)
+
+    def stored_events(self, after: int, limit: int) -> list[StoredEvent]:
+        """Events after a position, in log order, as stored.
+
+        The rows ``recorder.select_notifications`` reads, with the same bytes, in
+        one plain statement: building its Notification objects (a UUID parsed per
+        row) costs more than everything else the notary does with an event.
+        """
+        return [_stored(r) for r in self._rows(after, limit)]
+
+    def _rows(self, after: int, limit: int) -> Sequence[Sequence[Any]]:
+        with self.sql.transaction(commit=False) as c:
+            c.execute(self._select_events, (after, limit))
+            rows: list[Any] = c.fetchall()
+        if self.sql.dialect == "postgres":  # dict rows
+            return [tuple(r.values()) for r in rows]
+        return rows  # sqlite3.Row: already a sequence
 
     def state(self) -> TreeState:
         row = self.sql.fetchone(
@@ -269,11 +301,11 @@ class Notary:
         while True:
             state = self.state()
             position = self.position()
-            batch = self.app.recorder.select_notifications(start=position + 1, limit=batch_size)
+            batch = self._rows(position, batch_size)
             if not batch:
                 break
             try:
-                self._apply(batch, state)
+                self._apply(batch, state, at_head=len(batch) < batch_size)
             except _CONFLICTS:
                 continue  # another process extended the tree first: read it again
             done += len(batch)
@@ -282,21 +314,20 @@ class Notary:
         self._checkpoint_if_due()
         return done
 
-    def _apply(self, batch: Sequence[Notification], state: TreeState) -> None:
+    def _apply(self, batch: Sequence[Sequence[Any]], state: TreeState, *, at_head: bool) -> None:
         now = self.app.clock()
         rng = state.range.copy()
-        checkpoint_size, pending_since = state.checkpoint_size, state.pending_since
+        checkpoint_size = state.checkpoint_size
+        pending_since: datetime | None = state.pending_since or now
         leaves, checkpoints = [], []
-        for n in batch:
-            leaf = Leaf.of(n.id, n.originator_id, n.originator_version, n.topic, bytes(n.state))
-            h = leaf.hash()
-            leaves.append((rng.size, *leaf.to_json(), h.hex()))
+        for position, originator, version, topic, stored in batch:
+            if type(stored) is not bytes:
+                stored = _as_bytes(stored)
+            oid, digest, data = stored_leaf(position, originator, version, topic, stored)
+            h = leaf_hash(data)
+            leaves.append((rng.size, position, oid, version, topic, digest, h.hex()))
             rng.append(h)
-            pending_since = pending_since or now
-            if rng.size - checkpoint_size >= self.every:
-                checkpoints.append(self._make_checkpoint(rng.size, rng.root(), now))
-                checkpoint_size, pending_since = rng.size, None
-        if pending_since is not None and self._due(pending_since, now):
+        if at_head and self._due(rng.size - checkpoint_size, pending_since, now):
             checkpoints.append(self._make_checkpoint(rng.size, rng.root(), now))
             checkpoint_size, pending_since = rng.size, None
         q = self.sql.q
@@ -311,15 +342,19 @@ class Notary:
             )
             for record in checkpoints:
                 self._insert_checkpoint(c, record)
-            self.tracking._insert_tracking(c, Tracking(TRACKING_NAME, batch[-1].id))
+            self.tracking._insert_tracking(c, Tracking(TRACKING_NAME, batch[-1][0]))
 
-    def _due(self, pending_since: datetime, now: datetime) -> bool:
-        return (now - pending_since).total_seconds() >= self.interval
+    def _due(self, waiting: int, since: datetime | None, now: datetime) -> bool:
+        if waiting <= 0:
+            return False
+        return waiting >= self.every or (
+            since is not None and (now - since).total_seconds() >= self.interval
+        )
 
     def _checkpoint_if_due(self) -> None:
+        """At the head of the log: checkpoint if enough leaves, or time enough, have passed."""
         state = self.state()
-        pending = state.size > state.checkpoint_size and state.pending_since is not None
-        if pending and state.pending_since and self._due(state.pending_since, self.app.clock()):
+        if self._due(state.size - state.checkpoint_size, state.pending_since, self.app.clock()):
             with contextlib.suppress(*_CONFLICTS):  # another process moved the tree meanwhile
                 self._checkpoint_at(state)
 
@@ -410,6 +445,34 @@ class Notary:
             raise _Moved
 
 
+def _stored(row: Sequence[Any]) -> StoredEvent:
+    state = row[4]
+    return StoredEvent(row[0], row[1], row[2], row[3], _as_bytes(state))
+
+
+def _as_bytes(state: Any) -> bytes:
+    if type(state) is bytes:
+        return state
+    # Text written into the BLOB column by hand, or a memoryview.
+    return state.encode("utf-8") if isinstance(state, str) else bytes(state)
+
+
+def _select_events_statement(app: DndLedger) -> str:
+    recorder: Any = app.recorder
+    table = str(recorder.events_table_name)
+    if app.sql.dialect == "sqlite":
+        return (
+            f"SELECT rowid, originator_id, originator_version, topic, state FROM {table}"
+            " WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        )
+    schema = str(getattr(recorder.datastore, "schema", "") or "public")
+    return (
+        "SELECT notification_id, originator_id, originator_version, topic, state"
+        f' FROM "{schema}"."{table}" WHERE notification_id > %s ORDER BY notification_id'
+        " LIMIT %s"
+    )
+
+
 def _checkpoint(row: tuple[Any, ...]) -> CheckpointRecord:
     r = row_values(row)
     return CheckpointRecord(
@@ -429,6 +492,7 @@ __all__ = [
     "TRACKING_NAME",
     "CheckpointRecord",
     "Notary",
+    "StoredEvent",
     "TreeState",
     "checkpoint_time",
     "format_time",

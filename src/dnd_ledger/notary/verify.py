@@ -35,11 +35,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from eventsourcing.persistence import Notification
-
-from dnd_ledger.notary.leaf import Leaf, LeafError, canonical_originator
-from dnd_ledger.notary.merkle import ProofError, verify_consistency
-from dnd_ledger.notary.notary import CheckpointRecord, checkpoint_time, format_time
+from dnd_ledger.notary.leaf import Leaf, LeafError, canonical_originator, stored_leaf
+from dnd_ledger.notary.merkle import ProofError, leaf_hash, verify_consistency
+from dnd_ledger.notary.notary import CheckpointRecord, StoredEvent, checkpoint_time, format_time
 from dnd_ledger.notary.offline import contact_originator
 from dnd_ledger.notary.signed_note import (
     Checkpoint,
@@ -58,6 +56,7 @@ if TYPE_CHECKING:
 CLOCK_SKEW = timedelta(minutes=5)
 BATCH = 5000
 MAX_PROBLEMS = 1000
+MAX_LOOKUPS = 20
 CONTACT_TOPIC = "dnd_ledger.domain.contact:Contact."
 ADDRESS_TOPIC = "dnd_ledger.domain.address:Address."
 
@@ -154,7 +153,7 @@ class Verifier:
         self._cps: list[_Cp] = []
         self._timed: list[_Cp] = []
         self._timed_sizes: list[int] = []
-        self._reported: set[int] = set()
+        self._lookups = 0
 
     # -- the run ---------------------------------------------------------------------
     def run(self) -> Report:
@@ -171,7 +170,8 @@ class Verifier:
         event = next(events, None)
         next_cp = 0
         last_nid = 0
-        for index, leaf, stored_hash in self._leaves():
+        for row in self._leaf_rows():
+            index, position = int(row[0]), int(row[1])
             if index != self.levels.size:
                 self._problem(
                     "leaf-gap",
@@ -180,30 +180,25 @@ class Verifier:
                     leaf_index=self.levels.size,
                 )
                 break
-            if leaf.hash().hex() != stored_hash:
-                self._problem(
-                    "leaf-row",
-                    f"leaf {index} (position {leaf.notification_id}) does not hash to the hash "
-                    "stored beside it: the notary's table was edited",
-                    position=leaf.notification_id,
-                    leaf_index=index,
-                )
-            if leaf.notification_id <= last_nid:
+            if position <= last_nid:
                 self._problem(
                     "leaf-order",
-                    f"leaf {index} is at position {leaf.notification_id}, not after the "
-                    f"previous leaf's position {last_nid}: the notary's table was edited",
-                    position=leaf.notification_id,
+                    f"leaf {index} is at position {position}, not after the previous leaf's "
+                    f"position {last_nid}: the notary's table was edited",
+                    position=position,
                     leaf_index=index,
                 )
-            last_nid = leaf.notification_id
-            while event is not None and event.id < leaf.notification_id:
+            last_nid = position
+            while event is not None and event.id < position:
                 self._not_notarised(event)
                 event = next(events, None)
-            if event is not None and event.id == leaf.notification_id:
-                h = self._notarised(event, leaf, index)
+            if event is not None and event.id == position:
+                h = self._notarised(event, row, index)
                 event = next(events, None)
             else:
+                leaf = self._row_leaf(row)
+                if leaf is None:
+                    break  # reported; without the event or a leaf there is no hash to go on
                 self._missing(leaf, index)
                 h = leaf.hash()
             self.levels.append(h)
@@ -239,16 +234,18 @@ class Verifier:
         return r
 
     # -- streams -----------------------------------------------------------------------
-    def _events(self) -> Iterator[Notification]:
-        start = 1
+    def _events(self) -> Iterator[StoredEvent]:
+        after = 0
         while True:
-            batch = self.app.recorder.select_notifications(start=start, limit=BATCH)
+            batch = self.notary.stored_events(after, BATCH)
             yield from batch
             if len(batch) < BATCH:
                 return
-            start = batch[-1].id + 1
+            after = batch[-1].id
 
-    def _leaves(self) -> Iterator[tuple[int, Leaf, str]]:
+    def _leaf_rows(self) -> Iterator[tuple[Any, ...]]:
+        """The notary's leaf rows as stored: index, position, originator, version, topic,
+        state sha256 (hex), leaf hash (hex)."""
         after = -1
         while True:
             rows = self.app.sql.fetchall(
@@ -257,40 +254,61 @@ class Verifier:
                 " ORDER BY leaf_index LIMIT ?",
                 (after, BATCH),
             )
-            for row in rows:
-                try:
-                    leaf = Leaf(
-                        int(row[1]), str(row[2]), int(row[3]), str(row[4]), bytes.fromhex(row[5])
-                    )
-                except (LeafError, ValueError) as e:
-                    self._problem(
-                        "leaf-row",
-                        f"leaf {row[0]} is malformed ({e}): the notary's table was edited",
-                        leaf_index=int(row[0]),
-                    )
-                    return
-                yield int(row[0]), leaf, str(row[6])
+            yield from rows
             if len(rows) < BATCH:
                 return
             after = int(rows[-1][0])
 
-    # -- events ------------------------------------------------------------------------
-    def _notarised(self, event: Notification, leaf: Leaf, index: int) -> bytes:
-        self.report.events += 1
+    def _row_leaf(self, row: tuple[Any, ...]) -> Leaf | None:
+        """A leaf row as a checked Leaf, whose hash must be the one stored beside it."""
         try:
-            actual = Leaf.of(event.id, event.originator_id, event.originator_version,
-                             event.topic, bytes(event.state))  # fmt: skip
-        except LeafError as e:
-            self._problem("malformed", f"{self._where(event)}: {e}", position=event.id)
-            return leaf.hash()
-        if actual != leaf:
-            self._changed(event, actual, leaf, index)
-        else:
-            self._content(event, index)
-        return actual.hash()
+            leaf = Leaf(int(row[1]), str(row[2]), int(row[3]), str(row[4]), bytes.fromhex(row[5]))
+        except (LeafError, ValueError, TypeError) as e:
+            self._problem(
+                "leaf-row",
+                f"leaf {row[0]} is malformed ({e}): the notary's table was edited",
+                leaf_index=int(row[0]),
+            )
+            return None
+        self._check_row_hash(row, leaf.hash())
+        return leaf
 
-    def _changed(self, event: Notification, actual: Leaf, leaf: Leaf, index: int) -> None:
-        self._versions[actual.originator_id] = actual.version  # one problem per event
+    def _check_row_hash(self, row: tuple[Any, ...], h: bytes) -> None:
+        if h.hex() != row[6]:
+            self._problem(
+                "leaf-row",
+                f"leaf {row[0]} (position {row[1]}) does not hash to the hash stored beside "
+                "it: the notary's table was edited",
+                position=int(row[1]),
+                leaf_index=int(row[0]),
+            )
+
+    # -- events ------------------------------------------------------------------------
+    def _notarised(self, event: StoredEvent, row: tuple[Any, ...], index: int) -> bytes:
+        self.report.events += 1
+        version, topic = event.originator_version, event.topic
+        try:
+            oid, digest, data = stored_leaf(event.id, event.originator_id, version, topic,
+                                            event.state)  # fmt: skip
+        except LeafError as e:
+            leaf = self._row_leaf(row)
+            if leaf is not None:
+                self._versions[leaf.originator_id] = leaf.version
+            self._problem("malformed", f"{self._where(event)}: {e}", position=event.id)
+            return leaf.hash() if leaf is not None else bytes(32)
+        h = leaf_hash(data)
+        if (oid, version, topic, digest) == (row[2], row[3], row[4], row[5]):
+            self._check_row_hash(row, h)
+            self._content(event, index, oid)
+            return h
+        leaf = self._row_leaf(row)
+        if leaf is not None:
+            actual = Leaf(event.id, oid, version, topic, bytes.fromhex(digest))
+            self._changed(event, actual, leaf, index)
+        return h
+
+    def _changed(self, event: StoredEvent, actual: Leaf, leaf: Leaf, index: int) -> None:
+        self._versions[leaf.originator_id] = leaf.version  # one problem per event
         diffs = []
         for name, was, now in (
             ("originator", leaf.originator_id, actual.originator_id),
@@ -304,11 +322,14 @@ class Verifier:
                 f"stored state has sha256 {actual.state_sha256.hex()[:16]}..., notarised "
                 f"{leaf.state_sha256.hex()[:16]}..."
             )
-            elsewhere = self.app.sql.fetchone(
-                "SELECT notification_id FROM dnd_notary_leaves WHERE state_sha256 = ?"
-                " AND notification_id != ?",
-                (actual.state_sha256.hex(), event.id),
-            )
+            self._lookups += 1
+            elsewhere = None
+            if self._lookups <= MAX_LOOKUPS:  # a scan of the leaves each: only for the first few
+                elsewhere = self.app.sql.fetchone(
+                    "SELECT notification_id FROM dnd_notary_leaves WHERE state_sha256 = ?"
+                    " AND notification_id != ?",
+                    (actual.state_sha256.hex(), event.id),
+                )
             if elsewhere is not None:
                 diffs.append(f"these are the bytes notarised for position {elsewhere[0]}")
         self._problem(
@@ -335,7 +356,7 @@ class Verifier:
             version=leaf.version,
         )
 
-    def _not_notarised(self, event: Notification) -> None:
+    def _not_notarised(self, event: StoredEvent) -> None:
         self.report.events += 1
         self._problem(
             "inserted",
@@ -347,11 +368,13 @@ class Verifier:
         )
         self._content(event, None, report=False)
 
-    def _content(self, event: Notification, index: int | None, *, report: bool = True) -> None:
+    def _content(
+        self, event: StoredEvent, index: int | None, oid: str | None = None, *, report: bool = True
+    ) -> None:
         """Versions, decoding and times: what every event must satisfy, notarised or not."""
         if index is None and report:
             self.report.events += 1
-        oid = canonical_originator(event.originator_id)
+        oid = oid or _oid(event)
         version = int(event.originator_version)
         last = self._versions.get(oid, 0)
         self._versions[oid] = version
@@ -388,7 +411,7 @@ class Verifier:
             return
         self._check_time(event, index, recorded)
 
-    def _check_time(self, event: Notification, index: int | None, recorded: datetime) -> None:
+    def _check_time(self, event: StoredEvent, index: int | None, recorded: datetime) -> None:
         timed = self._timed
         at = len(timed) if index is None else bisect_right(self._timed_sizes, index)
         before = timed[at - 1] if at else None
@@ -593,8 +616,8 @@ class Verifier:
         self._names[originator_id] = f"contact {row[0]}/{row[1]}"
         return self._names[originator_id]
 
-    def _where(self, event: Notification, index: int | None = None) -> str:
-        oid = canonical_originator(event.originator_id)
+    def _where(self, event: StoredEvent, index: int | None = None) -> str:
+        oid = _oid(event)
         leaf = f"; leaf {index}" if index is not None else ""
         return (
             f"event at position {event.id} ({self._name(oid, event.topic)} version "
@@ -649,6 +672,13 @@ def verify_ledger(
 ) -> Report:
     """Check the whole ledger against its notary; see the module docstring."""
     return Verifier(app, public_key, skew, known).run()
+
+
+def _oid(event: StoredEvent) -> str:
+    try:
+        return canonical_originator(event.originator_id)
+    except LeafError:
+        return str(event.originator_id)
 
 
 def _event_name(topic: str) -> str:
