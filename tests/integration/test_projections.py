@@ -326,7 +326,7 @@ def test_incremental_views_equal_rebuild_and_aggregates_sqlite(steps: list[Step]
 
 
 def test_a_dated_ahead_event_counts_the_same_in_the_view_and_the_fold(clock: Clock) -> None:
-    """Control for the strict xfail below: an event dated in the past agrees everywhere."""
+    """An event dated in the past agrees everywhere (the control for the next test)."""
     ledger = DndLedger("memory:", pii_key=KEY, clock=clock)
     try:
         ledger.execute(c.RegisterContact("loc", "ada", ("+14155550100",)))
@@ -340,12 +340,6 @@ def test_a_dated_ahead_event_counts_the_same_in_the_view_and_the_fold(clock: Clo
         ledger.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an occurred_at up to 5 minutes ahead of the clock is accepted; the status view "
-    "applies it at once, the history fold at as_of=now does not, so status()/can_send() and "
-    "status(as_of=now)/can_send(as_of=now) disagree (issue 3: they must agree at the present)",
-)
 def test_present_view_and_fold_at_now_agree_for_an_event_dated_slightly_ahead(
     clock: Clock,
 ) -> None:
@@ -504,14 +498,6 @@ def test_a_second_ledger_on_the_same_database_sees_the_writes_after_refresh(
         first.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PermanentDnd,
-    reason="with AGGREGATE_CACHE_FASTFORWARD=n a ledger decides refusals from its cached "
-    "aggregate, which misses another process's newer events; a refusal never reaches save(), so "
-    "no version conflict evicts the stale copy: the START recorded by the first ledger is "
-    "ignored and the clear is refused (only conflicts on save are retried from fresh state)",
-)
 @pytest.mark.parametrize(
     "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
