@@ -40,7 +40,7 @@ from dnd_ledger.application import DndLedger
 from dnd_ledger.cli import cli as dnd_ledger_cli
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
-from dnd_ledger.domain.errors import LedgerError, PermanentDnd
+from dnd_ledger.domain.errors import LedgerError
 from dnd_ledger.domain.policy import DEFAULT_POLICY
 from dnd_ledger.domain.state import ChannelState, fold, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, EmailSignal, Overall
