@@ -215,6 +215,7 @@ class DndLedger(Application[UUID]):
             self, signing_key=signing_key, every=checkpoint_every, interval=checkpoint_interval
         )
         self.views = ViewReader(self.sql)
+        self.projector.readers.append(self.views)
         self.replay_cache = SqlReplayCache(self.sql)
         self._create_tables()
         self._check_key()

@@ -60,6 +60,8 @@ class Projector:
         self.contacts: OrderedDict[str, ContactView] = OrderedDict()
         self.addresses: dict[str, tuple[str, str, str]] = {}
         self._cached_at: int | None = None
+        #: Told which contacts each written batch changed, and when to forget all.
+        self.readers: list[Any] = []
 
     def create_tables(self) -> None:
         self.tracking.create_table()
@@ -84,6 +86,11 @@ class Projector:
         while True:
             positions = self.positions()
             start = min(positions.values())
+            if self._cached_at != start:
+                # Another process moved the views (or this is the first look):
+                # what this process remembers of them may be out of date.
+                self.forget()
+                self._cached_at = start
             batch = self.app.recorder.select_notifications(start=start + 1, limit=batch_size)
             if not batch:
                 return done
@@ -146,6 +153,9 @@ class Projector:
             self.contacts.move_to_end(cv.aggregate_id)
         while len(self.contacts) > CACHE_CONTACTS:
             self.contacts.popitem(last=False)
+        touched = [(cv.location_id, cv.contact_id) for cv in work.contacts.values()]
+        for reader in self.readers:
+            reader.changed(touched)
         if len(self.addresses) > CACHE_ADDRESSES:
             self.addresses.clear()
 
@@ -154,6 +164,8 @@ class Projector:
         self.contacts.clear()
         self.addresses.clear()
         self._cached_at = None
+        for reader in self.readers:
+            reader.clear()
 
 
 class _Batch:

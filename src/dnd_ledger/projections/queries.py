@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from dnd_ledger.domain.state import INACTIVE, ChannelState, Effect, Entry
+import orjson
+
+from dnd_ledger.domain.state import INACTIVE, ChannelState, Effect, Entry, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
 from dnd_ledger.persistence import Sql, row_values
 
@@ -38,9 +41,26 @@ def _reason(effect: dict[str, Any]) -> str | None:
     return message or code or None
 
 
+#: Contacts whose current status / whole history a reader keeps in memory.
+STATUS_CACHE = 200_000
+HISTORY_CACHE = 5_000
+
+ContactKey = tuple[str, str]
+
+
 class ViewReader:
+    """Reads the views, remembering what it read until the projector says it changed.
+
+    The projector calls :meth:`changed` with the contacts each batch it writes
+    touched, and :meth:`clear` when it finds that another process moved the
+    views; so a cached answer is never older than the views themselves.
+    """
+
     def __init__(self, sql: Sql) -> None:
         self.sql = sql
+        self._status: dict[ContactKey, dict[Channel, ChannelState]] = {}
+        self._overall: dict[ContactKey, Overall] = {}
+        self._history: dict[ContactKey, list[Entry]] = {}
         self._one = sql.q(
             "SELECT status, since, code, message, cause_event, cause_event_id, overall"
             " FROM dnd_status_channels WHERE location_id = ? AND contact_id = ? AND channel = ?"
@@ -50,54 +70,80 @@ class ViewReader:
             " FROM dnd_status_channels WHERE location_id = ? AND contact_id = ?"
         )
 
+    # -- cache coherence (called by the projector) ---------------------------------
+    def changed(self, keys: Iterable[ContactKey]) -> None:
+        for key in keys:
+            self._status.pop(key, None)
+            self._overall.pop(key, None)
+            self._history.pop(key, None)
+
+    def clear(self) -> None:
+        self._status.clear()
+        self._overall.clear()
+        self._history.clear()
+
+    # -- current status --------------------------------------------------------------
     def channel(
         self, location_id: str, contact_id: str, channel: Channel
     ) -> tuple[ChannelState, Overall] | None:
-        with self.sql.transaction(commit=False) as c:
-            c.execute(self._one, (location_id, contact_id, channel.value))
-            row = c.fetchone()
-        if row is None:
-            return None
-        row = row_values(row)
-        return _state(row[:6]), Overall(row[6])
+        key = (location_id, contact_id)
+        channels = self._status.get(key)
+        if channels is None:
+            channels = self.channels(location_id, contact_id)
+            if channels is None:
+                return None
+        return channels[channel], self._overall[key]
 
     def channels(self, location_id: str, contact_id: str) -> dict[Channel, ChannelState] | None:
+        key = (location_id, contact_id)
+        cached = self._status.get(key)
+        if cached is not None:
+            return cached
         with self.sql.transaction(commit=False) as c:
             c.execute(self._all, (location_id, contact_id))
             rows = [row_values(r) for r in c.fetchall()]
         if not rows:
             return None
         found = {Channel(r[0]): _state(r[1:]) for r in rows}
-        return {ch: found.get(ch, INACTIVE) for ch in ALL_CHANNELS}
+        channels = {ch: found.get(ch, INACTIVE) for ch in ALL_CHANNELS}
+        if len(self._status) >= STATUS_CACHE:
+            self.clear()
+        self._overall[key] = overall(channels)
+        self._status[key] = channels
+        return channels
 
     def entries(
         self, location_id: str, contact_id: str, as_of: datetime | None, known_at: datetime | None
     ) -> list[Entry]:
         """The contact's effects from the audit view, filtered on both timelines."""
-        from dnd_ledger.projections.projector import iso
-
-        sql = (
-            "SELECT occurred_at, recorded_at, version, event, aggregate_id, effect_data"
-            " FROM dnd_audit WHERE location_id = ? AND contact_id = ? AND effect_data != '{}'"
-        )
-        params: list[Any] = [location_id, contact_id]
-        if as_of is not None:
-            sql += " AND occurred_at <= ?"
-            params.append(iso(as_of))
-        if known_at is not None:
-            sql += " AND recorded_at <= ?"
-            params.append(iso(known_at))
-        rows = self.sql.fetchall(sql, params)
-        return [
-            Entry(
-                occurred_at=datetime.fromisoformat(r[0]),
-                recorded_at=datetime.fromisoformat(r[1]),
-                seq=int(r[2]),
-                event=str(r[3]),
-                event_id=f"{r[4]}:{r[2]}",
-                effect=Effect.from_dict(json.loads(r[5])),
+        key = (location_id, contact_id)
+        every = self._history.get(key)
+        if every is None:
+            rows = self.sql.fetchall(
+                "SELECT occurred_at, recorded_at, version, event, aggregate_id, effect_data"
+                " FROM dnd_audit WHERE location_id = ? AND contact_id = ? AND effect_data != '{}'"
+                " ORDER BY position",
+                (location_id, contact_id),
             )
-            for r in rows
+            every = [
+                Entry(
+                    occurred_at=datetime.fromisoformat(r[0]),
+                    recorded_at=datetime.fromisoformat(r[1]),
+                    seq=int(r[2]),
+                    event=str(r[3]),
+                    event_id=f"{r[4]}:{r[2]}",
+                    effect=Effect.from_dict(orjson.loads(r[5])),
+                )
+                for r in rows
+            ]
+            if len(self._history) >= HISTORY_CACHE:
+                self._history.clear()
+            self._history[key] = every
+        return [
+            e
+            for e in every
+            if (as_of is None or e.occurred_at <= as_of)
+            and (known_at is None or e.recorded_at <= known_at)
         ]
 
     def audit(
