@@ -233,12 +233,14 @@ def _known_note(path: Path) -> str:
     return text
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _verify_text(r: Report) -> str:
     lines = []
     if r.status == "problem":
-        lines.append(
-            f"verify: FAILED, {r.problem_count} problem{'s' if r.problem_count > 1 else ''}"
-        )
+        lines.append(f"verify: FAILED, {_n(r.problem_count, 'problem')}")
         lines.append(f"first problem: {r.problems[0].message}")
         for p in r.problems[1:10]:
             lines.append(f"  also: {p.message}")
@@ -252,8 +254,8 @@ def _verify_text(r: Report) -> str:
         lines.append("verify: OK")
     key = f"key {r.key['name']} ({r.key['fingerprint']})" if r.key else "no public key"
     lines.append(
-        f"checked {r.events} events: {r.tree_size} notarised, {r.pending} pending; "
-        f"{r.checkpoints} checkpoints ({r.signed_checkpoints} signed), {key}"
+        f"checked {_n(r.events, 'event')}: {r.tree_size} notarised, {r.pending} pending; "
+        f"{_n(r.checkpoints, 'checkpoint')} ({r.signed_checkpoints} signed), {key}"
     )
     if r.verified_size:
         lines.append(f"the first {r.verified_size} events are under a verified signature")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.errors import InvalidInput
@@ -41,6 +41,7 @@ class Settings(BaseModel):
     signing_key_file: str | None = None
     checkpoint_every: int = Field(DEFAULT_EVERY, ge=1)
     checkpoint_interval: float = Field(DEFAULT_INTERVAL, ge=0)
+    _env_problem: str | None = PrivateAttr(default=None)  # reported by open(), as one line
 
     @classmethod
     def from_env(cls, **overrides: str | None) -> Settings:
@@ -54,7 +55,15 @@ class Settings(BaseModel):
             "checkpoint_interval": os.environ.get("DND_LEDGER_CHECKPOINT_INTERVAL") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate({k: v for k, v in values.items() if v is not None})
+        problem = None
+        for name, low in (("checkpoint_every", 1), ("checkpoint_interval", 0)):
+            raw = values[name]
+            if raw is not None and not _at_least(raw, low, integer=low == 1):
+                problem = f"DND_LEDGER_{name.upper()} must be a number, at least {low}: {raw!r}"
+                values[name] = None
+        settings = cls.model_validate({k: v for k, v in values.items() if v is not None})
+        settings._env_problem = problem
+        return settings
 
     @property
     def database(self) -> Database:
@@ -81,6 +90,8 @@ class Settings(BaseModel):
         )
 
     def open(self) -> DndLedger:
+        if self._env_problem:
+            raise InvalidInput(self._env_problem)
         db = self.database
         return DndLedger(
             db,
@@ -105,3 +116,11 @@ class Settings(BaseModel):
             ) from None
         except (OSError, NoteError) as e:
             raise InvalidInput(f"cannot use the signing key file {path}: {e}") from e
+
+
+def _at_least(raw: str, low: int, *, integer: bool) -> bool:
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        return False
+    return low <= value < float("inf")

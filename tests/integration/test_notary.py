@@ -431,6 +431,16 @@ def test_cli_checkpoint_verify_and_proofs(cli_env: Path) -> None:
 def test_cli_refusals_are_one_clear_line(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "nothing to checkpoint" in run("checkpoint").output
     assert "no checkpoint yet" in run("proof", "inclusion", "1").output
+    monkeypatch.setenv("DND_LEDGER_CHECKPOINT_EVERY", "often")
+    result = run("checkpoint")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: DND_LEDGER_CHECKPOINT_EVERY must be a number, at least 1: 'often'\n"
+    )
+    monkeypatch.setenv("DND_LEDGER_CHECKPOINT_EVERY", "3")
+    monkeypatch.setenv("DND_LEDGER_CHECKPOINT_INTERVAL", "0.5")
+    status = json.loads(run("notary", "status", "--json").stdout)
+    assert (status["checkpoint_every"], status["checkpoint_interval"]) == (3, 0.5)
     monkeypatch.setenv("DND_LEDGER_SIGNING_KEY", str(cli_env / "missing.key"))
     result = run("checkpoint")
     assert result.exit_code == 1

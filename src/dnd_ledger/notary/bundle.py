@@ -17,7 +17,7 @@ from uuid import UUID
 
 from dnd_ledger.domain.contact import contact_uuid
 from dnd_ledger.domain.errors import InvalidInput, LedgerError, UnknownContact
-from dnd_ledger.notary.leaf import Leaf
+from dnd_ledger.notary.leaf import Leaf, LeafError
 from dnd_ledger.notary.offline import BUNDLE_FORMAT, encode_bundle
 from dnd_ledger.notary.signed_note import fingerprint
 from dnd_ledger.notary.tree import TreeLevels
@@ -50,12 +50,17 @@ def export_bundle(app: DndLedger, location_id: str, contact_id: str | None = Non
     leaves: list[Leaf] = []
     levels = TreeLevels()
     by_originator: dict[str, list[int]] = defaultdict(list)
-    for index, leaf in app.notary.leaves(stop=size):
-        if index != len(leaves):
-            raise ExportRefused(f"the notary's leaves skip index {len(leaves)}: run verify")
-        leaves.append(leaf)
-        levels.append(leaf.hash())
-        by_originator[leaf.originator_id].append(index)
+    try:
+        for index, leaf in app.notary.leaves(stop=size):
+            if index != len(leaves):
+                raise ExportRefused(f"the notary's leaves skip index {len(leaves)}: run verify")
+            leaves.append(leaf)
+            levels.append(leaf.hash())
+            by_originator[leaf.originator_id].append(index)
+    except (LeafError, ValueError) as e:
+        raise ExportRefused(
+            f"the notary's leaves are damaged ({e}): run `dnd-ledger verify`"
+        ) from e
     if levels.size != size or levels.root() != checkpoint.root:
         raise ExportRefused(
             f"the notary's leaves do not give the root of the checkpoint at size {size}: "

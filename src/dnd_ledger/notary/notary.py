@@ -299,20 +299,21 @@ class Notary:
         """Notarise every event not yet in the tree; returns how many were added."""
         done = 0
         while True:
-            state = self.state()
-            position = self.position()
-            batch = self._rows(position, batch_size)
+            state = self.state()  # before the position: see _move_tree
+            batch = self._rows(self.position(), batch_size)
             if not batch:
-                break
+                self._checkpoint_if_due(state)
+                return done
+            at_head = len(batch) < batch_size
             try:
-                self._apply(batch, state, at_head=len(batch) < batch_size)
+                self._apply(batch, state, at_head=at_head)
             except _CONFLICTS:
                 continue  # another process extended the tree first: read it again
             done += len(batch)
             if progress:
                 progress(len(batch))
-        self._checkpoint_if_due()
-        return done
+            if at_head:
+                return done
 
     def _apply(self, batch: Sequence[Sequence[Any]], state: TreeState, *, at_head: bool) -> None:
         now = self.app.clock()
@@ -351,9 +352,8 @@ class Notary:
             since is not None and (now - since).total_seconds() >= self.interval
         )
 
-    def _checkpoint_if_due(self) -> None:
+    def _checkpoint_if_due(self, state: TreeState) -> None:
         """At the head of the log: checkpoint if enough leaves, or time enough, have passed."""
-        state = self.state()
         if self._due(state.size - state.checkpoint_size, state.pending_since, self.app.clock()):
             with contextlib.suppress(*_CONFLICTS):  # another process moved the tree meanwhile
                 self._checkpoint_at(state)
@@ -426,6 +426,12 @@ class Notary:
         checkpoint_size: int,
         pending_since: datetime | None,
     ) -> None:
+        """Compare-and-set the tree row: it moves only from the state the caller read.
+
+        Callers read the tree row before the tracking position. Both move together,
+        in one transaction; so if another process moved them after the row was read,
+        this update matches no row, and the whole batch rolls back (``_Moved``).
+        """
         c.execute(
             self.sql.q(
                 "UPDATE dnd_notary_tree SET size = ?, hashes = ?, checkpoint_size = ?,"
