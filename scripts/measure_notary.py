@@ -4,14 +4,17 @@
 1. Notary cost per event as a fraction of the append cost, in the same run. Each
    round appends events through the ledger's write path (commands -> aggregates ->
    one transaction), then catches the notary up over exactly those events (leaves,
-   compact range, checkpoints, tracking; one transaction per 1,000 events).
+   compact range, checkpoints, tracking; one transaction per 5,000 events).
    Per-event times of each round; medians over rounds. Appends come batched 200
    commands a transaction (``execute_many``, as imports do: the cheapest appends,
    so the hardest ratio) or one command a transaction (``execute``, as webhooks
    and the CLI do). The notary runs either alone, straight after the append
    (it then reads freshly written pages cold), or as ``refresh_views`` runs it in
    production: after the projector, which has just read the same rows (the
-   projector's own cost is shown beside it). The goal is under 10%.
+   projector's own cost is shown beside it). A last series is the service
+   pattern: one command, then a query that refreshes the views (projector, then
+   ``notary.keep_up``, which notarises at most once a second), for every command.
+   The goal is under 10%.
 2. ``verify`` events per second over a ledger of ``--events`` events (default
    100,000) with a checkpoint every 1,000: every leaf rebuilt from the stored
    bytes, every event decoded, every root and signature checked. Median of
@@ -109,6 +112,31 @@ def series(
     return us, first
 
 
+def service_series(
+    app: DndLedger, rounds: int, contacts: int, first: int
+) -> tuple[dict[str, list[float]], int]:
+    """Rounds of: for each command, append it, then refresh the views as a query would."""
+    us: dict[str, list[float]] = {"append": [], "views": [], "notary": [], "ratio": []}
+    for r in range(rounds):
+        t_append = t_views = t_notary = 0.0
+        before = app.notary.head()
+        for command in commands(first, contacts):
+            t_append += timed(lambda cmd=command: app.execute(cmd))
+            t_views += timed(app.projector.catch_up)
+            t_notary += timed(app.notary.keep_up)
+        first += contacts
+        events = app.notary.head() - before
+        us["append"].append(t_append / events * 1e6)
+        us["views"].append(t_views / events * 1e6)
+        us["notary"].append(t_notary / events * 1e6)
+        us["ratio"].append(t_notary / t_append)
+        print(f"{'service pattern':<26} round {r + 1:>2}: {events} events, append "
+              f"{us['append'][-1]:6.1f} us/event, views {us['views'][-1]:5.1f}, notary "
+              f"{us['notary'][-1]:5.1f} ({100 * us['ratio'][-1]:.1f}%)", flush=True)  # fmt: skip
+    app.notary.catch_up()
+    return us, first
+
+
 def measure(app: DndLedger, args: argparse.Namespace, vkey: str) -> list[tuple[str, str]]:
     med = statistics.median
     # A warm-up round, not counted: first-use costs (caches, prepared statements).
@@ -131,6 +159,15 @@ def measure(app: DndLedger, args: argparse.Namespace, vkey: str) -> list[tuple[s
             ("  notary, median per event", f"{med(us['notary']):.1f} us"),
             ("  notary / append, median of rounds", f"{100 * med(us['ratio']):.1f} %"),
         ]
+
+    us, next_contact = service_series(app, args.rounds, quarter, next_contact)
+    rows += [
+        ("one command, then a query refreshing the views (service pattern):", ""),
+        ("  append, median per event", f"{med(us['append']):.1f} us"),
+        ("  views (projector) after each command", f"{med(us['views']):.1f} us"),
+        ("  notary (keep_up: at most once a second)", f"{med(us['notary']):.1f} us"),
+        ("  notary / append, median of rounds", f"{100 * med(us['ratio']):.1f} %"),
+    ]
 
     # Grow the ledger to --events, notarised and checkpointed, then verify it.
     grown = 0

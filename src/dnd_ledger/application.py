@@ -727,7 +727,7 @@ class DndLedger(Application[UUID]):
             self._views_stale = False
             self._views_checked = time.monotonic()
             applied = self.projector.catch_up()
-            self.notary.catch_up()
+            self.notary.keep_up()
             return applied
 
     def _fresh(self) -> None:

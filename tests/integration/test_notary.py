@@ -77,7 +77,7 @@ def stored(app: DndLedger) -> list[Any]:
 
 def test_every_stored_event_becomes_one_leaf_over_its_stored_bytes(notarised: DndLedger) -> None:
     story(notarised)
-    notarised.refresh_views()
+    notarised.notary.catch_up()
     events = stored(notarised)
     leaves = list(notarised.notary.leaves())
     assert [i for i, _ in leaves] == list(range(len(events)))
@@ -117,6 +117,22 @@ def test_the_leaf_encoding_is_a_tagged_json_array_anyone_can_rebuild() -> None:
     assert Leaf.from_json(leaf.to_json()) == leaf
 
 
+def test_refreshing_the_views_keeps_the_notary_up_at_most_once_a_second(
+    notarised: DndLedger,
+) -> None:
+    story(notarised, 1)
+    notarised.refresh_views()  # a process's first refresh notarises at once
+    size = notarised.notary.state().size
+    assert size == len(stored(notarised))
+    notarised.execute(c.SetDnd("loc-1", "c0", (Channel.FB,), "alice"))
+    notarised.refresh_views()  # within the second: the views move, the notary waits
+    assert notarised.notary.state().size == size
+    assert notarised.status("loc-1", "c0").channels[Channel.FB].status.value == "active"
+    notarised.notary.keep_up_every = 0.0
+    notarised.refresh_views()
+    assert notarised.notary.state().size == size + 1
+
+
 def test_a_batch_is_written_with_the_tracking_position_in_one_transaction(
     notarised: DndLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -151,7 +167,7 @@ def test_a_checkpoint_once_n_events_wait_and_on_demand(notarised: DndLedger) -> 
             c.SetDnd("loc-1", f"c{i}", (Channel.CALL,), "alice"),
         ):
             notarised.execute(command)
-            notarised.refresh_views()
+            notarised.notary.catch_up()
             sizes.append(len(stored(notarised)))
     assert sizes == [5, 7, 8, 13, 15, 16]
     # A checkpoint when 5 (checkpoint_every) have waited, once the notary is at the head.
@@ -168,7 +184,7 @@ def test_a_checkpoint_when_leaves_have_waited_the_interval(db_url: str, clock: C
     app = open_ledger(db_url, clock, checkpoint_every=1000, checkpoint_interval=60)
     try:
         story(app, 1)
-        app.refresh_views()
+        app.notary.catch_up()
         assert app.notary.checkpoints() == []
         clock.advance(seconds=59)
         app.notary.catch_up()
@@ -205,7 +221,7 @@ def test_without_a_key_checkpoints_are_unsigned_and_verify_says_so(
     app = open_ledger(str(tmp_path / "l.db"), clock, key=None, checkpoint_every=5)
     try:
         story(app)
-        app.refresh_views()
+        app.notary.catch_up()
         record = app.notary.checkpoint()
         assert record is not None
         assert not record.signed
@@ -309,7 +325,7 @@ def test_events_after_the_notary_are_pending_not_wrong(notarised: DndLedger) -> 
 
 def test_an_exported_bundle_verifies_offline(notarised: DndLedger, clock: Clock) -> None:
     story(notarised, 1)
-    notarised.refresh_views()
+    notarised.notary.catch_up()
     clock.advance(minutes=1)
     story_2 = c.RegisterContact("loc-1", "c1", ("+14155550001",))
     notarised.execute(story_2)
@@ -454,5 +470,5 @@ def test_cli_refusals_are_one_clear_line(cli_env: Path, monkeypatch: pytest.Monk
 
 def test_the_notary_position_is_an_eventsourcing_tracking_record(notarised: DndLedger) -> None:
     story(notarised, 1)
-    notarised.refresh_views()
+    notarised.notary.catch_up()
     assert notarised.notary.tracking.max_tracking_id(TRACKING_NAME) == stored(notarised)[-1].id

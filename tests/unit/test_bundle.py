@@ -157,7 +157,7 @@ def test_versions_of_every_aggregate_must_run_from_one(clock: Clock) -> None:
         app.execute(c.RegisterContact("loc-1", "ada", (PHONE,)))
         app.execute(c.SetDnd("loc-1", "ada", (Channel.FB,), "alice"))
         app.execute(c.SetDnd("loc-1", "ada", (Channel.GMB,), "alice"))
-        app.refresh_views()
+        app.notary.catch_up()
         version_2 = contact_uuid("loc-1", "ada").hex
         app.sql.execute(
             "DELETE FROM stored_events WHERE originator_id = ? AND originator_version = 2",
@@ -191,7 +191,7 @@ def rich() -> bytes:
                 c.SetDnd("loc-1", cid, (Channel.CALL,), "alice"),
             ):
                 app.execute(command)
-                app.refresh_views()  # checkpoints at sizes 5, 8 and 13
+                app.notary.catch_up()  # checkpoints at sizes 5, 8 and 13
                 clock.advance(minutes=5)
         return export_bundle(app, "loc-1")
     finally:

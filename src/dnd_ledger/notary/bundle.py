@@ -38,8 +38,8 @@ def export_bundle(app: DndLedger, location_id: str, contact_id: str | None = Non
             "an auditor bundle needs a signed checkpoint: set DND_LEDGER_SIGNING_KEY to a key "
             "file (create one with `dnd-ledger keys generate`)"
         )
-    app.refresh_views()
-    checkpoint = app.notary.checkpoint()
+    app.refresh_views()  # the status view lists a location's contacts
+    checkpoint = app.notary.checkpoint()  # catches the notary up fully, then signs
     if checkpoint is None or not checkpoint.signed:
         raise InvalidInput("the ledger is empty: there is nothing to export")
     size = checkpoint.size

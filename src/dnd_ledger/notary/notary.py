@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,7 +52,10 @@ if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger
 
 TRACKING_NAME = "dnd_ledger.notary"
-BATCH_SIZE = 1000
+#: Leaves a transaction: a leaf is cheap to write, a commit is not.
+BATCH_SIZE = 5000
+#: From ``refresh_views``, the notary catches up at most this often (seconds) per process.
+KEEP_UP_EVERY = 1.0
 DEFAULT_EVERY = 1000
 DEFAULT_INTERVAL = 60.0
 TIME_PREFIX = "time "
@@ -168,6 +172,8 @@ class Notary:
         self.tracking: Any = app.factory.tracking_recorder()
         self._origin: str | None = None
         self._select_events = _select_events_statement(app)
+        self.keep_up_every = KEEP_UP_EVERY
+        self._kept_up = -float("inf")
 
     # -- set-up ------------------------------------------------------------------------
     def create_tables(self) -> None:
@@ -293,6 +299,20 @@ class Notary:
         return levels
 
     # -- catching up -------------------------------------------------------------------
+    def keep_up(self) -> int:
+        """``catch_up``, unless this process did so less than ``keep_up_every`` seconds ago.
+
+        Called whenever the views are refreshed, which a service does after nearly
+        every write: notarising each write in its own transaction would cost the
+        notary a commit per event. Leaves lag the log by at most that long (verify
+        reports them as pending); checkpoints, exports and ``verify`` catch up fully.
+        """
+        now = time.monotonic()
+        if now - self._kept_up < self.keep_up_every:
+            return 0
+        self._kept_up = now
+        return self.catch_up()
+
     def catch_up(
         self, *, batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None
     ) -> int:
@@ -495,6 +515,7 @@ __all__ = [
     "BATCH_SIZE",
     "DEFAULT_EVERY",
     "DEFAULT_INTERVAL",
+    "KEEP_UP_EVERY",
     "TRACKING_NAME",
     "CheckpointRecord",
     "Notary",
