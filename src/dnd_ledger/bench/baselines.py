@@ -85,31 +85,32 @@ class RawDb:
 
 
 class Crud:
-    """The per-contact flag table and its audit table."""
+    """The per-contact flag table and its audit table (``<prefix>_contacts``, ``<prefix>_audit``)."""
 
-    def __init__(self, db: RawDb) -> None:
+    def __init__(self, db: RawDb, prefix: str = "bench_crud") -> None:
         self.db = db
+        self.contacts, self.audit = f"{prefix}_contacts", f"{prefix}_audit"
         pg = db.engine == "postgres"
         flags = ", ".join(f"ch_{c} TEXT NOT NULL DEFAULT 'inactive'" for c in CHANNEL_COLUMNS)
         with db.transaction():
             db.execute(
-                "CREATE TABLE IF NOT EXISTS bench_crud_contacts (location_id TEXT NOT NULL,"
+                f"CREATE TABLE IF NOT EXISTS {self.contacts} (location_id TEXT NOT NULL,"
                 f" contact_id TEXT NOT NULL, {flags}, updated_at TEXT,"
                 " PRIMARY KEY (location_id, contact_id))"
             )
             db.execute(
-                "CREATE TABLE IF NOT EXISTS bench_crud_audit ("
+                f"CREATE TABLE IF NOT EXISTS {self.audit} ("
                 f" id {'BIGSERIAL' if pg else 'INTEGER'} PRIMARY KEY,"
                 " location_id TEXT NOT NULL, contact_id TEXT NOT NULL, occurred_at TEXT NOT NULL,"
                 " recorded_at TEXT NOT NULL, event TEXT NOT NULL, channels TEXT NOT NULL,"
                 " value TEXT NOT NULL, detail TEXT NOT NULL)"
             )
         self._insert_contact = db.q(
-            "INSERT INTO bench_crud_contacts (location_id, contact_id, updated_at) VALUES (?, ?, ?)"
+            f"INSERT INTO {self.contacts} (location_id, contact_id, updated_at) VALUES (?, ?, ?)"
             " ON CONFLICT (location_id, contact_id) DO NOTHING"
         )
         self._audit = db.q(
-            "INSERT INTO bench_crud_audit (location_id, contact_id, occurred_at, recorded_at,"
+            f"INSERT INTO {self.audit} (location_id, contact_id, occurred_at, recorded_at,"
             " event, channels, value, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._updates: dict[tuple[str, ...], str] = {}
@@ -119,11 +120,17 @@ class Crud:
         if found is None:
             sets = "".join(f"ch_{c} = ?, " for c in columns)
             found = self.db.q(
-                f"UPDATE bench_crud_contacts SET {sets}updated_at = ?"
+                f"UPDATE {self.contacts} SET {sets}updated_at = ?"
                 " WHERE location_id = ? AND contact_id = ?"
             )
             self._updates[columns] = found
         return found
+
+    def reset(self) -> None:
+        """Empty both tables."""
+        with self.db.transaction() as c:
+            c.execute(f"DELETE FROM {self.audit}")
+            c.execute(f"DELETE FROM {self.contacts}")
 
     def apply(self, batch: Sequence[CrudIntent]) -> None:
         """One transaction: per item, the contact row's UPDATE and an audit INSERT."""

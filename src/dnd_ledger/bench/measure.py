@@ -257,6 +257,9 @@ class Run:
             self.meta["baseline_database"] = str(base_db)
             self.meta["server_version"] = f"SQLite {sqlite3.sqlite_version}"
         self.crud = Crud(self.base)
+        # A gauge of machine speed for the flatness probes: the CRUD job on tables emptied
+        # before each probe, so it does the same work at both sizes.
+        self.gauge = Crud(self.base, "bench_gauge")
         self.raw_events = RawEvents(self.base)
         recorder: Any = self.ledger.recorder
         self.stored = StoredRows(self.raw, str(recorder.events_table_name))
@@ -308,12 +311,13 @@ class Run:
             last = now
         return spent, bounds
 
-    def _crud(self, items: Sequence[Item], batch: int) -> float:
+    def _crud(self, items: Sequence[Item], batch: int, crud: Crud | None = None) -> float:
+        crud = crud or self.crud
         spent = 0.0
         for chunk in _chunks(items, batch):
             intents = [it.crud for it in chunk]
             t = time.perf_counter()
-            self.crud.apply(intents)
+            crud.apply(intents)
             spent += time.perf_counter() - t
         return spent
 
@@ -408,17 +412,18 @@ class Run:
         done()
 
     def _probe(self, phase: str) -> tuple[float | None, list[float], int, float | None]:
-        """Ledger ingest of a fresh probe stream; the CRUD table runs the same slices
-        in between, as a gauge of how fast the machine is at that moment."""
+        """Ledger ingest of a fresh probe stream; the CRUD job on emptied tables runs the
+        same slices in between, as a gauge of how fast the machine is at that moment."""
         o = self.o
         items = list(self.workload.stream(o.n_probe))
         before = self.head()
+        self.gauge.reset()
         rates, gauge = [], []
         slices = _slices(items, o.reps)
         for n, s in enumerate(slices):
             t, _ = self._ledger_batches(s, o.batch, phase)
             rates.append(len(s) / t)
-            gauge.append(len(s) / self._crud(s, o.batch))
+            gauge.append(len(s) / self._crud(s, o.batch, self.gauge))
             self.progress.tick(n + 1, len(slices))
         return median(rates), rates, before, median(gauge)
 
@@ -566,7 +571,6 @@ class Run:
                 outcomes = self.ledger.execute_many([it.command for it in chunk])
                 self.outcomes.update(o.result for o in outcomes)
                 self.ledger.refresh_views()
-                self.crud.apply([it.crud for it in chunk])  # the gauge's table grows too
             self.progress.tick(self.head() - start, max(1, target - start))
         done()
         done = self._phase("flatness-large")
