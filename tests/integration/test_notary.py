@@ -461,8 +461,15 @@ def test_cli_refusals_are_one_clear_line(cli_env: Path, monkeypatch: pytest.Monk
     result = run("checkpoint")
     assert result.exit_code == 1
     assert "dnd-ledger keys generate --out" in result.output
-    monkeypatch.delenv("DND_LEDGER_SIGNING_KEY")
+    monkeypatch.setenv("DND_LEDGER_SIGNING_KEY", str(cli_env / "ledger.key"))
     assert run("contacts", "add", "loc-1", "c-1").exit_code == 0
+    result = run("audit", "export", "loc-1", "nobody", "--bundle", "b.json")
+    assert result.exit_code == 1
+    assert result.output == "Error: contact 'nobody' is not registered in location 'loc-1'\n"
+    result = run("audit", "export", "loc-9", "--bundle", "b.json")
+    assert result.output == "Error: location 'loc-9' has no contacts\n"
+    assert not (cli_env / "b.json").exists()
+    monkeypatch.delenv("DND_LEDGER_SIGNING_KEY")
     result = run("audit", "export", "loc-1", "c-1", "--bundle", "b.json")
     assert result.exit_code == 1
     assert "needs a signed checkpoint: set DND_LEDGER_SIGNING_KEY" in result.output

@@ -366,6 +366,20 @@ def test_the_offline_verifier_runs_with_the_stdlib_and_cryptography_only(
     assert {m for m in third_party if not m.startswith("_")} == set(), third_party
 
 
+def test_the_offline_command_rejects_with_one_line_and_status_1(
+    small: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "b.json"
+    path.write_bytes(small.replace(b"ledger.example/dnd", b"ledger.example/dnD", 1))
+    assert offline.main([str(path), "--public-key", VKEY]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: bundle rejected: checkpoint: signature or format does not hold")
+    assert err.count("\n") == 1
+    path.write_bytes(small)
+    assert offline.main([str(path), "--public-key", VKEY]) == 0
+    assert capsys.readouterr().out.startswith("bundle OK: checkpoint dnd-ledger/log/")
+
+
 @pytest.mark.parametrize(
     "module", ["notary/offline.py", "notary/leaf.py", "domain/state.py", "domain/values.py"]
 )
