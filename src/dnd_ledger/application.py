@@ -291,6 +291,7 @@ class DndLedger(Application[UUID]):
         if agg.pending_events:
             return  # changed in this batch: already as fresh as the batch
         for event in self.events.get(agg.id, gt=agg.version):
+            assert isinstance(event, Contact.Event)
             event.mutate(agg)
 
     def _get(self, aggregate_id: UUID) -> Contact | Address | None:

@@ -574,5 +574,8 @@ def main() -> None:
 
 # Command groups defined in their own modules register themselves on import.
 import dnd_ledger.cli_notary  # noqa: E402, F401
-from dnd_ledger import cli_ingest, cli_views  # noqa: E402, F401
-from dnd_ledger import cli_web  # noqa: E402, F401
+from dnd_ledger import (  # noqa: E402, F401
+    cli_ingest,
+    cli_views,
+    cli_web,
+)
