@@ -8,9 +8,11 @@ operators' checks; providers compute their own signatures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import socket
 import sys
 import time
 from pathlib import Path
@@ -128,14 +130,40 @@ def serve(
     )
     if c.settings.policy:
         os.environ["DND_LEDGER_POLICY"] = str(Path(c.settings.policy).resolve())
-    uvicorn.run(
-        "dnd_ledger.web.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        **log,  # type: ignore[arg-type]
+    run_workers(
+        uvicorn.Config(
+            "dnd_ledger.web.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            **log,  # type: ignore[arg-type]
+        )
     )
+
+
+def run_workers(config: Any) -> None:
+    """``uvicorn.run(..., workers=N)``, with TCP_NODELAY on every accepted connection.
+
+    uvicorn's supervisor binds the listening socket itself with ``proto`` 0;
+    accepted sockets inherit it, and asyncio sets TCP_NODELAY only on sockets
+    whose ``proto`` is TCP. Without it, Nagle's algorithm and the client's
+    delayed ACK add ~40 ms to every keep-alive request (uvicorn issue #3149).
+    The one-process path is not affected. Here the socket is re-wrapped as TCP.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    sock = as_tcp(config.bind_socket())
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[sock]).run()
+
+
+def as_tcp(sock: socket.socket) -> socket.socket:
+    """The same listening socket, marked IPPROTO_TCP so asyncio sets TCP_NODELAY."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+        sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        sock.set_inheritable(True)
+    return sock
 
 
 @cli.group()

@@ -286,3 +286,22 @@ def test_web_config_is_frozen(tmp_path: Path) -> None:
     assert isinstance(config, WebConfig)
     with pytest.raises(ValueError, match="frozen"):
         config.public_url = "https://elsewhere"  # type: ignore[misc]
+
+
+def test_the_worker_socket_is_marked_tcp_so_connections_get_nodelay() -> None:
+    import socket
+
+    import uvicorn
+
+    from dnd_ledger.cli_web import as_tcp
+
+    config = uvicorn.Config("dnd_ledger.web.app:create_app_from_env", host="127.0.0.1", port=0)
+    raw = config.bind_socket()
+    assert raw.proto == 0  # what uvicorn's supervisor would hand its workers
+    sock = as_tcp(raw)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.get_inheritable()
+        assert sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
