@@ -568,6 +568,28 @@ def demo(c: Ctx, demo_db: str) -> None:
     run_demo(Path(demo_db), c.settings.policy)
 
 
+class DefaultGroup(click.Group):
+    """A group that runs its default command when the first word names no subcommand."""
+
+    default_command = "trail"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=DefaultGroup)
+def audit() -> None:
+    """The compliance audit trail (and, with subcommands, its export).
+
+    \b
+    Examples:
+      dnd-ledger audit loc-1 c-42 --format csv
+      dnd-ledger audit loc-1 --since 2026-11-01T00:00:00Z --format jsonl
+    """
+
+
 def main() -> None:
     cli(prog_name="dnd-ledger")
 

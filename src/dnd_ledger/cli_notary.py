@@ -11,9 +11,8 @@ from pathlib import Path
 
 import click
 
-from dnd_ledger.cli import TIME, Ctx, cli, json_option, ledger_errors, pass_ctx
+from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json, table
-from dnd_ledger.cli_views import audit
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.notary.bundle import export_bundle
 from dnd_ledger.notary.notary import CheckpointRecord, format_time

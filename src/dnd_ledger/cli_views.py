@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import sys
 import time
 from datetime import datetime
@@ -12,75 +10,10 @@ from typing import Any
 
 import click
 
-from dnd_ledger.cli import TIME, Ctx, cli, json_option, ledger_errors, pass_ctx
+from dnd_ledger.audit_format import render_audit
+from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json, table
-from dnd_ledger.projections.queries import AUDIT_FIELDS
 from dnd_ledger.projections.schema import VIEWS
-
-
-class DefaultGroup(click.Group):
-    """A group that runs its default command when the first word names no subcommand."""
-
-    default_command = "trail"
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
-            args = [self.default_command, *args]
-        return super().parse_args(ctx, args)
-
-
-def _pairs(d: dict[str, str]) -> str:
-    return "; ".join(f"{k}={v}" for k, v in d.items())
-
-
-def audit_csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(AUDIT_FIELDS)
-    for r in rows:
-        w.writerow(
-            [_pairs(r[f]) if f in ("before", "after") else ("" if r[f] is None else r[f])
-             for f in AUDIT_FIELDS]
-        )  # fmt: skip
-    return buf.getvalue()
-
-
-def render_audit(rows: list[dict[str, Any]], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(rows, ensure_ascii=False)
-    if fmt == "jsonl":
-        return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
-    if fmt == "csv":
-        return audit_csv(rows).rstrip("\n")
-    body = [
-        (r["position"], r["occurred_at"][:19] + "Z", r["recorded_at"][:19] + "Z",
-         r["contact_id"] or "(address)", r["event"], r["source"], r["actor"], r["effect"],
-         f"{_pairs(r['before'])} -> {_pairs(r['after'])}" if r["after"] else "-")
-        for r in rows
-    ]  # fmt: skip
-    headers = [
-        "#",
-        "occurred",
-        "recorded",
-        "contact",
-        "event",
-        "source",
-        "actor",
-        "effect",
-        "change",
-    ]
-    return table(headers, body)
-
-
-@cli.group(cls=DefaultGroup)
-def audit() -> None:
-    """The compliance audit trail (and, with subcommands, its export).
-
-    \b
-    Examples:
-      dnd-ledger audit loc-1 c-42 --format csv
-      dnd-ledger audit loc-1 --since 2026-11-01T00:00:00Z --format jsonl
-    """
 
 
 @audit.command("trail")

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dnd_ledger import commands as cmd
+from dnd_ledger.audit_format import audit_csv, render_audit
 from dnd_ledger.cli_output import outcome_json
 from dnd_ledger.domain.errors import LedgerError, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
@@ -345,11 +346,6 @@ _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def render_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     """The CLI's audit formats (``dnd-ledger audit --format``), byte for byte."""
-    # The CLI's own formatters. dnd_ledger.cli is imported first: it loads its
-    # command modules in the order they need (cli_views imports from it).
-    import dnd_ledger.cli  # noqa: F401
-    from dnd_ledger.cli_views import audit_csv, render_audit
-
     if fmt == "csv":
         return audit_csv(rows)
     text = render_audit(rows, fmt)
