@@ -34,6 +34,19 @@ def _state(row: tuple[Any, ...]) -> ChannelState:
     )
 
 
+_EFFECTS: dict[str, Effect] = {}
+
+
+def _effect(data: str) -> Effect:
+    """An effect from its stored JSON; many events share one (same STOP, same address)."""
+    effect = _EFFECTS.get(data)
+    if effect is None:
+        if len(_EFFECTS) > 50_000:
+            _EFFECTS.clear()
+        effect = _EFFECTS[data] = Effect.from_dict(orjson.loads(data))
+    return effect
+
+
 def _reason(effect: dict[str, Any]) -> str | None:
     code, message = effect.get("code"), effect.get("message")
     if code and message:
@@ -132,7 +145,7 @@ class ViewReader:
                     seq=int(r[2]),
                     event=str(r[3]),
                     event_id=f"{r[4]}:{r[2]}",
-                    effect=Effect.from_dict(orjson.loads(r[5])),
+                    effect=_effect(r[5]),
                 )
                 for r in rows
             ]
