@@ -22,6 +22,7 @@ from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.state import DndState, Effect, Entry
 from dnd_ledger.domain.values import ALL_CHANNELS
+from dnd_ledger.projections.queries import ENTRY_COLUMNS, entry_from_row
 from dnd_ledger.projections.rows import (
     NAME,
     ContactView,
@@ -247,21 +248,11 @@ class _Batch:
 
     def history(self, cv: ContactView) -> list[Entry]:
         rows = self.sql.fetchall(
-            "SELECT occurred_at, recorded_at, version, event, effect_data FROM dnd_audit"
+            f"SELECT {ENTRY_COLUMNS} FROM dnd_audit"
             " WHERE aggregate_id = ? AND effect_data != '{}' ORDER BY version",
             (cv.aggregate_id,),
         )
-        stored = [
-            Entry(
-                occurred_at=datetime.fromisoformat(r[0]),
-                recorded_at=datetime.fromisoformat(r[1]),
-                seq=int(r[2]),
-                event=str(r[3]),
-                event_id=f"{cv.aggregate_id}:{r[2]}",
-                effect=Effect.from_dict(orjson.loads(r[4])),
-            )
-            for r in rows
-        ]
+        stored = [entry_from_row(r) for r in rows]
         return [*stored, *cv.batch_entries]
 
     # -- taking events -----------------------------------------------------------------

@@ -47,6 +47,21 @@ def _effect(data: str) -> Effect:
     return effect
 
 
+#: The audit columns an :class:`Entry` of the fold is made from (see :func:`entry_from_row`).
+ENTRY_COLUMNS = "occurred_at, recorded_at, version, event, aggregate_id, effect_data"
+
+
+def entry_from_row(r: tuple[Any, ...]) -> Entry:
+    return Entry(
+        occurred_at=datetime.fromisoformat(r[0]),
+        recorded_at=datetime.fromisoformat(r[1]),
+        seq=int(r[2]),
+        event=str(r[3]),
+        event_id=f"{r[4]}:{r[2]}",
+        effect=_effect(r[5]),
+    )
+
+
 def _reason(effect: dict[str, Any]) -> str | None:
     code, message = effect.get("code"), effect.get("message")
     if code and message:
@@ -133,22 +148,12 @@ class ViewReader:
         every = self._history.get(key)
         if every is None:
             rows = self.sql.fetchall(
-                "SELECT occurred_at, recorded_at, version, event, aggregate_id, effect_data"
-                " FROM dnd_audit WHERE location_id = ? AND contact_id = ? AND effect_data != '{}'"
+                f"SELECT {ENTRY_COLUMNS} FROM dnd_audit"
+                " WHERE location_id = ? AND contact_id = ? AND effect_data != '{}'"
                 " ORDER BY position",
                 (location_id, contact_id),
             )
-            every = [
-                Entry(
-                    occurred_at=datetime.fromisoformat(r[0]),
-                    recorded_at=datetime.fromisoformat(r[1]),
-                    seq=int(r[2]),
-                    event=str(r[3]),
-                    event_id=f"{r[4]}:{r[2]}",
-                    effect=_effect(r[5]),
-                )
-                for r in rows
-            ]
+            every = [entry_from_row(r) for r in rows]
             if len(self._history) >= HISTORY_CACHE:
                 self._history.clear()
             self._history[key] = every
