@@ -97,7 +97,7 @@ def projections_rebuild(c: Ctx, name: str) -> None:
 @pass_ctx
 @ledger_errors
 def projections_run(c: Ctx, follow: bool, interval: float) -> None:
-    """Catch the views up with the log (with --follow, keep them current).
+    """Catch the views and the notary up with the log (with --follow, keep them current).
 
     Run as its own process beside services sharing a PostgreSQL ledger.
 
@@ -105,10 +105,12 @@ def projections_run(c: Ctx, follow: bool, interval: float) -> None:
     """
     ledger = c.ledger
     total = ledger.projector.catch_up()
+    ledger.notary.catch_up()
     click.echo(f"applied {total} events")
     while follow:
         time.sleep(interval)
         n = ledger.projector.catch_up()
+        ledger.notary.keep_up()
         if n:
             click.echo(f"applied {n} events")
 
