@@ -30,7 +30,8 @@ def run_demo(path: Path, policy: str | None) -> None:
 
     def step(title: str, command: cmd.Command, cli: str) -> None:
         click.secho(f"\n== {title}", bold=True)
-        click.echo(f"   $ dnd-ledger {cli}")
+        # Provider events arrive as webhooks (or `dnd-ledger ingest`), not as commands.
+        click.echo(f"   webhook: {cli[1:-1]}" if cli.startswith("(") else f"   $ dnd-ledger {cli}")
         try:
             click.echo("   " + outcome_text(ledger.execute(command)))
         except LedgerError as e:
