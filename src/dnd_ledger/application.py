@@ -214,7 +214,9 @@ class DndLedger(Application[UUID]):
         self.notary = Notary(
             self, signing_key=signing_key, every=checkpoint_every, interval=checkpoint_interval
         )
-        self.views = ViewReader(self.sql)
+        self.views = ViewReader(
+            self.sql, sqlite_path=self.db.path if self.db.engine == "sqlite" else None
+        )
         self.projector.readers.append(self.views)
         self.replay_cache = SqlReplayCache(self.sql)
         self._create_tables()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -84,11 +87,17 @@ class ViewReader:
     views; so a cached answer is never older than the views themselves.
     """
 
-    def __init__(self, sql: Sql) -> None:
+    def __init__(self, sql: Sql, sqlite_path: str | None = None) -> None:
         self.sql = sql
+        # For a SQLite file, status reads go through a plain read-only connection
+        # per thread: a bare SELECT (a read snapshot of its own under WAL) costs a
+        # fraction of a pooled BEGIN/SELECT/ROLLBACK.
+        self._sqlite_path = sqlite_path
+        self._local = threading.local()
         self._status: dict[ContactKey, dict[Channel, ChannelState]] = {}
         self._overall: dict[ContactKey, Overall] = {}
         self._history: dict[ContactKey, list[Entry]] = {}
+        self._one_cache: dict[tuple[str, str, Channel], tuple[ChannelState, Overall]] = {}
         self._one = sql.q(
             "SELECT status, since, code, message, cause_event, cause_event_id, overall"
             " FROM dnd_status_channels WHERE location_id = ? AND contact_id = ? AND channel = ?"
@@ -98,38 +107,69 @@ class ViewReader:
             " FROM dnd_status_channels WHERE location_id = ? AND contact_id = ?"
         )
 
+    def _read(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        if self._sqlite_path is None:
+            with self.sql.transaction(commit=False) as c:
+                c.execute(statement, params)
+                return [row_values(r) for r in c.fetchall()]
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                uri = Path(self._sqlite_path).resolve().as_uri() + "?mode=ro"
+                conn = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, check_same_thread=False,
+                    cached_statements=64,
+                )  # fmt: skip
+                self._local.conn = conn
+            rows: list[tuple[Any, ...]] = conn.execute(statement, params).fetchall()
+        except sqlite3.OperationalError:
+            # A file this process cannot open read-only this way: the pooled path.
+            self._sqlite_path = None
+            return self._read(statement, params)
+        return rows
+
     # -- cache coherence (called by the projector) ---------------------------------
     def changed(self, keys: Iterable[ContactKey]) -> None:
         for key in keys:
             self._status.pop(key, None)
             self._overall.pop(key, None)
             self._history.pop(key, None)
+            for ch in ALL_CHANNELS:
+                self._one_cache.pop((*key, ch), None)
 
     def clear(self) -> None:
         self._status.clear()
         self._overall.clear()
         self._history.clear()
+        self._one_cache.clear()
 
     # -- current status --------------------------------------------------------------
     def channel(
         self, location_id: str, contact_id: str, channel: Channel
     ) -> tuple[ChannelState, Overall] | None:
+        """One channel's state and the contact's overall status: the decision's inputs."""
         key = (location_id, contact_id)
         channels = self._status.get(key)
-        if channels is None:
-            channels = self.channels(location_id, contact_id)
-            if channels is None:
-                return None
-        return channels[channel], self._overall[key]
+        if channels is not None:
+            return channels[channel], self._overall[key]
+        one = self._one_cache.get((location_id, contact_id, channel))
+        if one is not None:
+            return one
+        rows = self._read(self._one, (location_id, contact_id, channel.value))
+        if not rows:
+            return None
+        found = (_state(rows[0][:6]), Overall(rows[0][6]))
+        if len(self._one_cache) >= STATUS_CACHE:
+            self._one_cache.clear()
+        self._one_cache[(location_id, contact_id, channel)] = found
+        return found
 
     def channels(self, location_id: str, contact_id: str) -> dict[Channel, ChannelState] | None:
         key = (location_id, contact_id)
         cached = self._status.get(key)
         if cached is not None:
             return cached
-        with self.sql.transaction(commit=False) as c:
-            c.execute(self._all, (location_id, contact_id))
-            rows = [row_values(r) for r in c.fetchall()]
+        rows = self._read(self._all, (location_id, contact_id))
         if not rows:
             return None
         found = {Channel(r[0]): _state(r[1:]) for r in rows}
@@ -147,10 +187,12 @@ class ViewReader:
         key = (location_id, contact_id)
         every = self._history.get(key)
         if every is None:
-            rows = self.sql.fetchall(
-                f"SELECT {ENTRY_COLUMNS} FROM dnd_audit"
-                " WHERE location_id = ? AND contact_id = ? AND effect_data != '{}'"
-                " ORDER BY position",
+            rows = self._read(
+                self.sql.q(
+                    f"SELECT {ENTRY_COLUMNS} FROM dnd_audit"
+                    " WHERE location_id = ? AND contact_id = ? AND effect_data != '{}'"
+                    " ORDER BY position"
+                ),
                 (location_id, contact_id),
             )
             every = [entry_from_row(r) for r in rows]
