@@ -392,9 +392,7 @@ class DndLedger(Application[UUID]):
         _check_id("contact_id", contact_id)
         contact = unit.contact(location_id, contact_id)
         if contact is None:
-            raise UnknownContact(
-                f"contact {contact_id!r} is not registered in location {location_id!r}"
-            )
+            raise UnknownContact.of(location_id, contact_id)
         return contact
 
     def _register(self, unit: _Unit, c: cmd.RegisterContact) -> Outcome:
@@ -719,9 +717,7 @@ class DndLedger(Application[UUID]):
         _check_id("contact_id", contact_id)
         found = self._get(contact_uuid(location_id, contact_id))
         if not isinstance(found, Contact):
-            raise UnknownContact(
-                f"contact {contact_id!r} is not registered in location {location_id!r}"
-            )
+            raise UnknownContact.of(location_id, contact_id)
         return found
 
     def refresh_views(self) -> int:
@@ -754,9 +750,7 @@ class DndLedger(Application[UUID]):
         self._fresh()
         channels = self.views.channels(location_id, contact_id)
         if channels is None:
-            raise UnknownContact(
-                f"contact {contact_id!r} is not registered in location {location_id!r}"
-            )
+            raise UnknownContact.of(location_id, contact_id)
         if as_of_t is not None or known_t is not None:
             entries = self.views.entries(location_id, contact_id, as_of_t, known_t)
             channels = fold(entries).channels()
@@ -783,9 +777,7 @@ class DndLedger(Application[UUID]):
                 return decide_channel(found[0], found[1], channel, direction, mode)
             _check_id("location_id", location_id)
             _check_id("contact_id", contact_id)
-            raise UnknownContact(
-                f"contact {contact_id!r} is not registered in location {location_id!r}"
-            )
+            raise UnknownContact.of(location_id, contact_id)
         view = self.status(location_id, contact_id, as_of=as_of, known_at=known_at)
         return decide(view.channels, channel, direction, mode)
 

@@ -104,28 +104,9 @@ def load_or_create_key(path: Path) -> bytes:
 
 
 class Vault(Protocol):
-    def put(self, ref: str, kind: str, value: str) -> None: ...
     def put_many(self, items: list[tuple[str, str, str]]) -> None: ...
     def get(self, ref: str) -> str | None: ...
     def erase(self, refs: list[str]) -> int: ...
-
-
-class MemoryVault:
-    def __init__(self) -> None:
-        self._values: dict[str, str] = {}
-
-    def put(self, ref: str, kind: str, value: str) -> None:
-        self._values[ref] = value
-
-    def put_many(self, items: list[tuple[str, str, str]]) -> None:
-        for ref, kind, value in items:
-            self.put(ref, kind, value)
-
-    def get(self, ref: str) -> str | None:
-        return self._values.get(ref)
-
-    def erase(self, refs: list[str]) -> int:
-        return sum(1 for r in refs if self._values.pop(r, None) is not None)
 
 
 class SqlVault:
@@ -140,16 +121,6 @@ class SqlVault:
             f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
             "(ref TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL)"
         )
-
-    def put(self, ref: str, kind: str, value: str) -> None:
-        if ref in self._known:
-            return
-        self.sql.execute(
-            f"INSERT INTO {self.TABLE} (ref, kind, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (ref) DO NOTHING",
-            (ref, kind, value),
-        )
-        self._known.add(ref)
 
     def put_many(self, items: list[tuple[str, str, str]]) -> None:
         """Write many values in one transaction (refs already written are skipped)."""

@@ -14,6 +14,10 @@ class InvalidInput(LedgerError):
 class UnknownContact(LedgerError):
     """The contact was never registered (a typo must not read as 'no DND')."""
 
+    @classmethod
+    def of(cls, location_id: str, contact_id: str) -> UnknownContact:
+        return cls(f"contact {contact_id!r} is not registered in location {location_id!r}")
+
 
 class PermanentDnd(LedgerError):
     """A permanent DND cannot be cleared from the contact record."""

@@ -107,9 +107,7 @@ def _contact(
     oid = contact_uuid(location_id, contact_id)
     indexes = by_originator.get(str(oid), [])
     if not indexes:
-        raise UnknownContact(
-            f"contact {contact_id!r} is not registered in location {location_id!r}"
-        )
+        raise UnknownContact.of(location_id, contact_id)
     stored = {
         e.originator_version: bytes(e.state)
         for e in app.recorder.select_events(UUID(str(oid)), lte=leaves[indexes[-1]].version)
