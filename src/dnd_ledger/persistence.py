@@ -152,6 +152,13 @@ class Sql:
             c.execute(self.q(statement), tuple(params))
             return [row_values(r) for r in c.fetchall()]
 
+    def fetchall_in(
+        self, c: Any, statement: str, params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """``fetchall`` in the caller's open transaction ``c`` (sees its own writes)."""
+        c.execute(self.q(statement), tuple(params))
+        return [row_values(r) for r in c.fetchall()]
+
     def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self.transaction(commit=False) as c:
             c.execute(self.q(statement), tuple(params))

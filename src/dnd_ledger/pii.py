@@ -13,9 +13,10 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import phonenumbers
 
@@ -124,10 +125,16 @@ class SqlVault:
 
     def put_many(self, items: list[tuple[str, str, str]]) -> None:
         """Write many values in one transaction (refs already written are skipped)."""
+        if any(ref not in self._known for ref, _, _ in items):
+            with self.sql.transaction() as c:
+                written = self.put_in(c, items)
+            self.known(written)
+
+    def put_in(self, c: Any, items: list[tuple[str, str, str]]) -> list[str]:
+        """Write values in the caller's transaction; returns the refs to pass to
+        :meth:`known` once it has committed."""
         new = {ref: (ref, kind, value) for ref, kind, value in items if ref not in self._known}
-        if not new:
-            return
-        with self.sql.transaction() as c:
+        if new:
             c.executemany(
                 self.sql.q(
                     f"INSERT INTO {self.TABLE} (ref, kind, value) VALUES (?, ?, ?) "
@@ -135,7 +142,11 @@ class SqlVault:
                 ),
                 list(new.values()),
             )
-        self._known.update(new)
+        return list(new)
+
+    def known(self, refs: Iterable[str]) -> None:
+        """Remember refs as stored (after the transaction that wrote them committed)."""
+        self._known.update(refs)
 
     def get(self, ref: str) -> str | None:
         row = self.sql.fetchone(f"SELECT value FROM {self.TABLE} WHERE ref = ?", (ref,))

@@ -35,7 +35,6 @@ from tests.integration.test_projections import view_rows
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, EmailSignal
-from dnd_ledger.projections.projector import BATCH_SIZE
 from dnd_ledger.projections.schema import TRACKING_PREFIX, VIEWS
 
 pytestmark = pytest.mark.slow
@@ -91,7 +90,7 @@ class Template:
 
 
 def make_template(path: Path, n_events: int) -> Template:
-    """A ledger with >= ``n_events`` events whose views never caught up (nothing was queried).
+    """A ledger with >= ``n_events`` events and empty views (as when a rebuild starts).
 
     Written in memory, then copied to ``path`` with SQLite's backup API: the
     same tables and rows as a file written directly, without a sync per commit.
@@ -107,6 +106,8 @@ def make_template(path: Path, n_events: int) -> Template:
                     contacts[command.location_id] += 1
             if ledger.projector.head() >= n_events:
                 break
+        # The ledger wrote its views with its events; empty them, positions too.
+        ledger.projector.clear(VIEWS)
         assert ledger.projector.positions() == dict.fromkeys(VIEWS, 0)
         head = ledger.projector.head()
         memory = ledger.env["SQLITE_DBNAME"]
@@ -290,7 +291,7 @@ ledger.projector.tracking._insert_tracking = insert_tracking
 
 @pytest.mark.parametrize(
     ("operation", "batch", "kill_at"),
-    [("catch_up", BATCH, 8), ("rebuild", BATCH_SIZE, 2)],  # a rebuild uses the default size
+    [("catch_up", BATCH, 8), ("rebuild", BATCH, 2)],
 )
 def test_killed_inside_the_view_transaction(
     small: Template, tmp_path: Path, operation: str, batch: int, kill_at: int
@@ -306,7 +307,7 @@ def test_killed_inside_the_view_transaction(
         finally:
             ledger.close()
         assert tracking_positions(db) == dict.fromkeys(VIEWS, head)
-        call = f"ledger.projector.rebuild({list(VIEWS)!r})"
+        call = f"ledger.projector.rebuild({list(VIEWS)!r}, batch_size={batch})"
     else:
         call = f"ledger.projector.catch_up(batch_size={batch})"
     body = f"KILL_AT = {kill_at}\n{KILL_IN_TRANSACTION}{call}\nprint('finished', flush=True)\n"

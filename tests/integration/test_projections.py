@@ -402,12 +402,52 @@ class Counting:
         monkeypatch.setattr(ledger.sql, "transaction", counted_transaction)
 
 
+def empty_views(ledger: DndLedger) -> None:
+    """Empty every view and its position, as a rebuild starts (the views were
+    written with the events)."""
+    ledger.projector.clear(VIEWS)
+    assert ledger.projector.positions() == dict.fromkeys(VIEWS, 0)
+
+
+def test_the_writer_projects_its_own_events_in_its_transaction(
+    ledger: DndLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_many(ledger, 100)
+    assert ledger.projector.positions() == dict.fromkeys(VIEWS, 500)  # no catch-up yet
+    count = Counting(ledger, monkeypatch)
+    commits = 0
+    transaction = ledger.sql.transaction
+
+    def counted(*, commit: bool = True) -> Any:
+        nonlocal commits
+        commits += commit
+        return transaction(commit=commit)
+
+    monkeypatch.setattr(ledger.sql, "transaction", counted)
+    ledger.execute(c.ReceiveInbound("loc-1", SMS, "+14155550007", "STOP", "SM-own"))
+    assert commits == 1  # personal data, events and view rows: one transaction
+    assert not ledger.can_send("loc-1", "c00007", SMS).allowed
+    assert count.batches == []  # the query found the views current
+    assert ledger.projector.positions() == dict.fromkeys(VIEWS, 502)  # address + contact
+
+
+def test_views_behind_the_log_are_caught_up_not_skipped(ledger: DndLedger) -> None:
+    register_many(ledger, 10)
+    empty_views(ledger)
+    # The views lag: this write leaves its events to catch-up, which applies all in order.
+    ledger.execute(c.SetDnd("loc-1", "c00003", (SMS,), "alice"))
+    assert ledger.projector.positions() == dict.fromkeys(VIEWS, 0)
+    assert not ledger.can_send("loc-1", "c00003", SMS).allowed
+    assert ledger.projector.positions() == dict.fromkeys(VIEWS, 51)
+    assert len(ledger.views.audit()) == 51
+
+
 def test_catch_up_writes_one_transaction_per_batch(
     ledger: DndLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     register_many(ledger, 500)
     assert ledger.projector.head() == 2_500
-    assert ledger.projector.positions() == dict.fromkeys(VIEWS, 0)  # nothing queried yet
+    empty_views(ledger)
 
     count = Counting(ledger, monkeypatch)
     assert ledger.projector.catch_up(batch_size=1000) == 2_500
@@ -420,16 +460,16 @@ def test_catch_up_writes_one_transaction_per_batch(
     assert ledger.projector.catch_up(batch_size=1000) == 0
     assert count.batches == [1000, 1000, 500]
 
-    # One more command (one event): one more batch, through the query path.
+    # One more command (one event): the writer projects it itself, no batch.
     ledger.execute(c.SetDnd("loc-1", "c00007", (SMS,), "alice"))
     assert not ledger.can_send("loc-1", "c00007", SMS).allowed
-    assert count.batches[3:] == [1]
-    assert count.commits[3:] == [1]
+    assert count.batches == [1000, 1000, 500]
+    assert ledger.projector.positions() == dict.fromkeys(VIEWS, 2_501)
 
-    # A rebuild: 1,000 events a batch (the default), one transaction each.
-    assert ledger.projector.rebuild(ALL_VIEWS) == 2_501
-    assert count.batches[4:] == [1000, 1000, 501]
-    assert count.commits[4:] == [1, 1, 1]
+    # A rebuild: one transaction per batch.
+    assert ledger.projector.rebuild(ALL_VIEWS, batch_size=1000) == 2_501
+    assert count.batches[3:] == [1000, 1000, 501]
+    assert count.commits[3:] == [1, 1, 1]
     assert ledger.projector.positions() == dict.fromkeys(VIEWS, 2_501)
 
 

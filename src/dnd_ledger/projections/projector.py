@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 #: Views derived from contact state advance together; rebuilding one rebuilds all.
 STATE_VIEWS = ("status", "audit", "stats")
 BATCH_SIZE = 1000
+#: A rebuild reads the whole log: bigger batches mean fewer commits and fewer
+#: rewrites of the same contact's status rows (1,000 -> 10,000: 1.5x faster).
+REBUILD_BATCH_SIZE = 10_000
 #: Contacts and addresses remembered between batches (bounded memory).
 CACHE_CONTACTS = 100_000
 CACHE_ADDRESSES = 200_000
@@ -72,14 +75,16 @@ class Projector:
                     c.execute(s)
 
     # -- positions ------------------------------------------------------------------
-    def positions(self) -> dict[str, int]:
-        """Each view's tracking position, read in one query."""
+    def positions(self, c: Any = None) -> dict[str, int]:
+        """Each view's tracking position, read in one query (in ``c``'s transaction if given)."""
         table = "tracking" if self.sql.dialect == "sqlite" else self._pg_tracking_table()
         names = [TRACKING_PREFIX + v for v in VIEWS]
-        rows = self.sql.fetchall(
+        statement = (
             f"SELECT application_name, MAX(notification_id) FROM {table}"
-            f" WHERE application_name IN ({', '.join('?' * len(names))}) GROUP BY application_name",
-            names,
+            f" WHERE application_name IN ({', '.join('?' * len(names))}) GROUP BY application_name"
+        )
+        rows = (
+            self.sql.fetchall_in(c, statement, names) if c else self.sql.fetchall(statement, names)
         )
         found = {str(name): int(pos or 0) for name, pos in rows}
         return {v: found.get(TRACKING_PREFIX + v, 0) for v in VIEWS}
@@ -112,7 +117,20 @@ class Projector:
             if progress:
                 progress(len(batch))
 
-    def rebuild(self, names: Iterable[str], progress: Callable[[int], None] | None = None) -> int:
+    def rebuild(
+        self,
+        names: Iterable[str],
+        progress: Callable[[int], None] | None = None,
+        *,
+        batch_size: int = REBUILD_BATCH_SIZE,
+    ) -> int:
+        """Empty the named views (see :meth:`clear`) and project the whole log again."""
+        self.clear(names)
+        return self.catch_up(batch_size=batch_size, progress=progress)
+
+    def clear(self, names: Iterable[str]) -> None:
+        """Empty the named views and their positions, in one transaction; views that
+        advance together (status, audit, stats) are emptied together."""
         chosen = set(names)
         unknown = chosen - set(VIEWS)
         if unknown:
@@ -128,12 +146,54 @@ class Projector:
                     self.sql.q(f"DELETE FROM {table} WHERE application_name = ?"),
                     (TRACKING_PREFIX + name,),
                 )
-        return self.catch_up(progress=progress)
+        self.forget()
 
     def _pg_tracking_table(self) -> str:
         name = str(self.tracking.tracking_table_name)
         schema = getattr(self.datastore, "schema", "") or ""
         return f"{schema}.{name}" if schema else name
+
+    # -- the writer's own events, in its transaction -----------------------------------
+    def apply_own(self, c: Any, events: Sequence[tuple[int, Any]]) -> _Batch | None:
+        """Project events the caller has just inserted, in its open transaction ``c``.
+
+        Only when every view is at the position just before these events (nothing
+        else waits to be projected): then the views commit with the events, and
+        no query ever sees the log ahead of them. Otherwise returns None and
+        :meth:`catch_up` applies them later, in order. After the transaction
+        commits, pass the result to :meth:`committed`; if it fails, call :meth:`forget`.
+        """
+        first = events[0][0]
+        positions = self.positions(c)
+        start = min(positions.values())
+        if start != max(positions.values()) or start >= first:
+            return None
+        if start < first - 1 and self._log_has_between(c, start, first):
+            return None  # another writer's events are not projected yet
+        if self._cached_at != start:
+            self.forget()
+        work = _Batch(self, positions, c)
+        work.prefetch({str(e.originator_id) for _, e in events})
+        for position, event in events:
+            work.take(position, event)
+        self._write(c, work, positions, events[-1][0])
+        return work
+
+    def committed(self, work: _Batch) -> None:
+        """The transaction holding ``work`` (from :meth:`apply_own`) committed."""
+        self._remember(work, work.last)
+
+    def _log_has_between(self, c: Any, after: int, before: int) -> bool:
+        table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        if self.sql.dialect == "sqlite":
+            statement = f"SELECT 1 FROM {table} WHERE rowid > ? AND rowid < ? LIMIT 1"
+        else:
+            schema = getattr(self.datastore, "schema", "") or "public"
+            statement = (
+                f"SELECT 1 FROM {schema}.{table}"
+                " WHERE notification_id > ? AND notification_id < ? LIMIT 1"
+            )
+        return bool(self.sql.fetchall_in(c, statement, (after, before)))
 
     # -- one batch --------------------------------------------------------------------
     def _apply(self, batch: Sequence[Notification], positions: dict[str, int]) -> None:
@@ -142,18 +202,25 @@ class Projector:
             self.forget()
         work = _Batch(self, positions)
         work.prefetch({str(n.originator_id) for n in batch})
+        last = batch[-1].id
         try:
             for n in batch:
                 work.take(n.id, self.app.mapper.to_domain_event(n))
-            last = batch[-1].id
             with self.sql.transaction() as c:
-                work.write(c)
-                for view, pos in positions.items():
-                    if pos < last:
-                        self.tracking._insert_tracking(c, Tracking(TRACKING_PREFIX + view, last))
+                self._write(c, work, positions, last)
         except BaseException:
             self.forget()
             raise
+        self._remember(work, last)
+
+    def _write(self, c: Any, work: _Batch, positions: dict[str, int], last: int) -> None:
+        work.last = last
+        work.write(c)
+        for view, pos in positions.items():
+            if pos < last:
+                self.tracking._insert_tracking(c, Tracking(TRACKING_PREFIX + view, last))
+
+    def _remember(self, work: _Batch, last: int) -> None:
         self._cached_at = last
         for cv in work.contacts.values():
             cv.batch_entries.clear()
@@ -181,9 +248,11 @@ class Projector:
 class _Batch:
     """Rows one batch produces, accumulated in memory, written in one go."""
 
-    def __init__(self, projector: Projector, positions: dict[str, int]) -> None:
+    def __init__(self, projector: Projector, positions: dict[str, int], c: Any = None) -> None:
         self.p = projector
         self.sql = projector.sql
+        self.c = c  # the writer's open transaction, when projecting its own events
+        self.last = 0
         self.positions = positions
         self.contacts: dict[str, ContactView] = {}
         self.stats_before: dict[str, Counter[tuple[str, str]]] = {}
@@ -191,6 +260,11 @@ class _Batch:
         self.audit: list[tuple[Any, ...]] = []
         self.new_addresses: list[tuple[str, str, str, str]] = []
         self.index: list[tuple[str, str, str, str, str]] = []
+
+    def _fetchall(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self.c is not None:
+            return self.sql.fetchall_in(self.c, statement, params)
+        return self.sql.fetchall(statement, params)
 
     def wants(self, view: str, position: int) -> bool:
         return self.positions[view] < position
@@ -202,7 +276,7 @@ class _Batch:
         missing = [i for i in ids if i not in cached and i not in self.addresses]
         for chunk in _chunks(missing, 500):
             marks = ", ".join("?" * len(chunk))
-            for row in self.sql.fetchall(
+            for row in self._fetchall(
                 "SELECT aggregate_id, location_id, contact_id, version, last_occurred, state"
                 f" FROM dnd_status_contacts WHERE aggregate_id IN ({marks})",
                 chunk,
@@ -215,7 +289,7 @@ class _Batch:
                     last_occurred=datetime.fromisoformat(row[4]) if row[4] else None,
                     state=DndState.from_list(orjson.loads(row[5])),
                 )
-            for row in self.sql.fetchall(
+            for row in self._fetchall(
                 "SELECT aggregate_id, location_id, ref, kind"
                 f" FROM dnd_addresses WHERE aggregate_id IN ({marks})",
                 chunk,
@@ -236,10 +310,11 @@ class _Batch:
     def address(self, aggregate_id: str) -> tuple[str, str, str]:
         found = self.addresses.get(aggregate_id)
         if found is None:
-            row = self.sql.fetchone(
+            rows = self._fetchall(
                 "SELECT location_id, ref, kind FROM dnd_addresses WHERE aggregate_id = ?",
                 (aggregate_id,),
             )
+            row = rows[0] if rows else None
             if row is None:
                 raise RuntimeError(f"address {aggregate_id} has no Seen event before its others")
             found = (str(row[0]), str(row[1]), str(row[2]))
@@ -247,7 +322,7 @@ class _Batch:
         return found
 
     def history(self, cv: ContactView) -> list[Entry]:
-        rows = self.sql.fetchall(
+        rows = self._fetchall(
             f"SELECT {ENTRY_COLUMNS} FROM dnd_audit"
             " WHERE aggregate_id = ? AND effect_data != '{}' ORDER BY version",
             (cv.aggregate_id,),
@@ -427,4 +502,4 @@ _CHANNEL_UPSERT = (
     " overall = excluded.overall"
 )
 
-__all__ = ["BATCH_SIZE", "Projector", "iso"]
+__all__ = ["BATCH_SIZE", "REBUILD_BATCH_SIZE", "Projector", "iso"]
