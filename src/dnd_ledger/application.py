@@ -326,12 +326,16 @@ class DndLedger(Application[UUID]):
             raise RuntimeError("the recorder did not return a notification id per event")
         return list(ids)
 
-    def _fast_forward(self, agg: Contact) -> None:
+    def _fast_forward(self, agg: Contact) -> bool:
+        """Apply events stored since the cached copy was read; True if there were any."""
         if agg.pending_events:
-            return  # changed in this batch: already as fresh as the batch
+            return False  # changed in this batch: already as fresh as the batch
+        moved = False
         for event in self.events.get(agg.id, gt=agg.version):
             assert isinstance(event, Contact.Event)
             event.mutate(agg)
+            moved = True
+        return moved
 
     def _get(self, aggregate_id: UUID) -> Contact | Address | None:
         try:
@@ -519,17 +523,24 @@ class DndLedger(Application[UUID]):
 
     def _clear(self, unit: _Unit, c: cmd.ClearDnd) -> Outcome:
         contact = self._contact(unit, c.location_id, c.contact_id)
-        # A refusal never reaches save, where a stale cached copy would show up
-        # as a version conflict: bring the contact up to date before judging.
-        self._fast_forward(contact)
         channels = _channels(c.channels)
         actor = _required("actor", c.actor)
         at = self._time(unit, c.occurred_at)
         key = _request_key(c.request_id)
-        if contact.has_key(key):
-            return Outcome("duplicate", contacts=(c.contact_id,))
         reason = _optional_text("reason", c.reason)
-        contact.check_can_clear(channels, at, c.suppression_removed)
+        while True:
+            if contact.has_key(key):
+                return Outcome("duplicate", contacts=(c.contact_id,))
+            try:
+                contact.check_can_clear(channels, at, c.suppression_removed)
+                break
+            except LedgerError:
+                # The cached copy may lag another process's writes. An accepted
+                # clear would meet them as a version conflict on save (and be
+                # judged again); a refusal never reaches save, so judge it again
+                # on the latest events before refusing.
+                if not self._fast_forward(contact):
+                    raise
         effect = Effect(
             Op.CLEAR_TEMPORARY, channels, code="user",
             message=reason or f"cleared by {actor} from the contact record",

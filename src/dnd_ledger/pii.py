@@ -81,8 +81,8 @@ class Keyring:
 
     def ref(self, kind: AddressKind | str, value: str) -> str:
         prefix = _PREFIX[kind]
-        digest = hmac.new(self._key, f"{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()
-        return prefix + digest[:32]
+        digest = hmac.digest(self._key, f"{kind}\x1f{value}".encode(), "sha256")
+        return prefix + digest[:16].hex()
 
     def check_value(self) -> str:
         return hmac.new(self._key, _CHECK_LABEL, hashlib.sha256).hexdigest()

@@ -566,6 +566,32 @@ def test_a_second_ledger_does_not_refuse_from_its_stale_cached_aggregate(
         first.close()
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_second_ledger_does_not_clear_a_stop_its_stale_cached_aggregate_missed(
+    db_url: str, clock: Clock
+) -> None:
+    first = DndLedger(db_url, pii_key=KEY, clock=clock)
+    second = DndLedger(db_url, pii_key=KEY, clock=clock)
+    try:
+        first.execute(c.RegisterContact("loc-1", "ada", (P,)))
+        clock.advance(minutes=1)
+        second.execute(c.SetDnd("loc-1", "ada", (SMS,), "bob"))  # caches Ada: SMS temporary
+        clock.advance(minutes=1)
+        first.execute(c.ReceiveInbound("loc-1", SMS, P, "STOP", "SM-1"))  # now permanent
+        head = second.projector.head()
+        clock.advance(minutes=1)
+        # The cached copy would allow the clear; the stored events refuse it.
+        with pytest.raises(LedgerError, match="permanent"):
+            second.execute(c.ClearDnd("loc-1", "ada", (SMS,), "bob"))
+        assert second.projector.head() == head  # nothing appended
+        assert second.status("loc-1", "ada").channels[SMS].status is DndKind.PERMANENT
+    finally:
+        second.close()
+        first.close()
+
+
 # -- past-time queries ---------------------------------------------------------------------------
 NOV1 = T0 - timedelta(days=1, hours=9)  # 2026-11-01T00:00Z; the clock starts at 2026-11-02T09:00Z
 

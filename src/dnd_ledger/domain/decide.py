@@ -58,48 +58,61 @@ def decide_channel(
     mode: Mode = Mode.AUTOMATED,
 ) -> Decision:
     """The decision from one channel's state and the contact's overall status."""
-
-    def made(allowed: bool, reason: str, rule: str, cause: bool = True) -> Decision:
-        return Decision(
-            allowed=allowed,
-            channel=channel,
-            direction=direction,
-            mode=mode,
-            status=state.status,
-            reason=reason,
-            code=state.code if cause else None,
-            rule=rule,
-            event=state.event if cause else None,
-            event_id=state.event_id if cause else None,
-        )
-
     if direction is Direction.OUTBOUND:
         if state.status is DndKind.INACTIVE:
-            return made(True, f"no DND on {channel.value}", "outbound.no-dnd", cause=False)
+            return _plain(channel, direction, mode, state.status, "outbound.no-dnd")
         kind = "permanent" if state.status is DndKind.PERMANENT else "temporary"
         # DND blocks every outbound message, automated and manual alike.
-        return made(
-            False,
+        return _caused(
+            state, channel, direction, mode,
             f"{kind} DND on {channel.value} since {_iso(state)} ({state.event}: {state.message})",
             "outbound.dnd-blocks-all",
-        )
+        )  # fmt: skip
 
     # Inbound: only a contact whose DND is on for every channel is gated.
     if contact_overall is not Overall.ON:
-        return made(
-            True, "inbound accepted: DND is not on for all channels", "inbound.accept", cause=False
-        )
+        return _plain(channel, direction, mode, state.status, "inbound.accept")
     if channel is Channel.CALL:
-        return made(
-            False, "inbound call rejected: DND is on for all channels", "inbound.call-rejected"
-        )
-    return made(
-        False,
+        return _caused(
+            state, channel, direction, mode,
+            "inbound call rejected: DND is on for all channels", "inbound.call-rejected",
+        )  # fmt: skip
+    return _caused(
+        state, channel, direction, mode,
         f"inbound {channel.value} accepted by the carrier but blocked at system level "
         "(not delivered to the inbox): DND is on for all channels; "
         "opt-in and opt-out keywords are still processed",
         "inbound.blocked-at-system-level",
-    )
+    )  # fmt: skip
+
+
+def _caused(
+    state: ChannelState, channel: Channel, direction: Direction, mode: Mode, reason: str, rule: str
+) -> Decision:
+    """A refusal: it names the code and the event that caused the DND."""
+    return Decision(
+        False, channel, direction, mode, state.status, reason, state.code, rule,
+        state.event, state.event_id,
+    )  # fmt: skip
+
+
+#: Decisions that name no cause depend only on these inputs: made once, then shared.
+_PLAIN: dict[tuple[Channel, Direction, Mode, DndKind, str], Decision] = {}
+_PLAIN_REASONS = {
+    "outbound.no-dnd": "no DND on {channel}",
+    "inbound.accept": "inbound accepted: DND is not on for all channels",
+}
+
+
+def _plain(
+    channel: Channel, direction: Direction, mode: Mode, status: DndKind, rule: str
+) -> Decision:
+    key = (channel, direction, mode, status, rule)
+    found = _PLAIN.get(key)
+    if found is None:
+        reason = _PLAIN_REASONS[rule].format(channel=channel.value)
+        found = _PLAIN[key] = Decision(True, channel, direction, mode, status, reason, None, rule)
+    return found
 
 
 def _iso(state: ChannelState) -> str:

@@ -323,9 +323,9 @@ class _Batch:
 
     def history(self, cv: ContactView) -> list[Entry]:
         rows = self._fetchall(
-            f"SELECT {ENTRY_COLUMNS} FROM dnd_audit"
-            " WHERE aggregate_id = ? AND effect_data != '{}' ORDER BY version",
-            (cv.aggregate_id,),
+            f"SELECT {ENTRY_COLUMNS} FROM dnd_audit WHERE location_id = ? AND contact_id = ?"
+            " AND effect_data != '{}' ORDER BY position",
+            (cv.location_id, cv.contact_id),
         )
         stored = [entry_from_row(r) for r in rows]
         return [*stored, *cv.batch_entries]
