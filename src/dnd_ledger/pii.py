@@ -33,7 +33,7 @@ class KeyMismatch(LedgerError):
     """The PII key given is not the one this ledger's references were made with."""
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=20_000)
 def normalise_phone(raw: str) -> str:
     """E.164 form of a phone number; ``whatsapp:`` prefixes are accepted."""
     text = raw.strip()
@@ -52,7 +52,7 @@ def normalise_phone(raw: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=20_000)
 def normalise_email(raw: str) -> str:
     text = raw.strip().lower()
     if text.startswith("mailto:"):
@@ -110,6 +110,10 @@ class Vault(Protocol):
     def erase(self, refs: list[str]) -> int: ...
 
 
+#: Refs a vault remembers having written.
+KNOWN_REFS = 50_000
+
+
 class SqlVault:
     TABLE = "dnd_pii"
 
@@ -146,6 +150,8 @@ class SqlVault:
 
     def known(self, refs: Iterable[str]) -> None:
         """Remember refs as stored (after the transaction that wrote them committed)."""
+        if len(self._known) > KNOWN_REFS:
+            self._known.clear()  # bounded memory: forgotten refs cost one idempotent INSERT
         self._known.update(refs)
 
     def get(self, ref: str) -> str | None:

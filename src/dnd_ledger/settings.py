@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from dnd_ledger.application import DndLedger
+from dnd_ledger.cache import DEFAULT_BUDGET
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.domain.policy import Policy, load_policy
 from dnd_ledger.notary.notary import DEFAULT_EVERY, DEFAULT_INTERVAL
@@ -30,6 +31,8 @@ class Settings(BaseModel):
     (``dnd-ledger keys generate``); without it checkpoints are unsigned.
     ``checkpoint_every`` / ``checkpoint_interval``: ``DND_LEDGER_CHECKPOINT_EVERY``
     (events, default 1000) / ``DND_LEDGER_CHECKPOINT_INTERVAL`` (seconds, default 60).
+    ``cache_events``: ``DND_LEDGER_CACHE_EVENTS``, how many events the cached contacts
+    and addresses may hold in memory (default 100,000).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -41,6 +44,7 @@ class Settings(BaseModel):
     signing_key_file: str | None = None
     checkpoint_every: int = Field(DEFAULT_EVERY, ge=1)
     checkpoint_interval: float = Field(DEFAULT_INTERVAL, ge=0)
+    cache_events: int = Field(DEFAULT_BUDGET, ge=0)
     _env_problem: str | None = PrivateAttr(default=None)  # reported by open(), as one line
 
     @classmethod
@@ -53,12 +57,17 @@ class Settings(BaseModel):
             "signing_key_file": os.environ.get("DND_LEDGER_SIGNING_KEY") or None,
             "checkpoint_every": os.environ.get("DND_LEDGER_CHECKPOINT_EVERY") or None,
             "checkpoint_interval": os.environ.get("DND_LEDGER_CHECKPOINT_INTERVAL") or None,
+            "cache_events": os.environ.get("DND_LEDGER_CACHE_EVENTS") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         problem = None
-        for name, low in (("checkpoint_every", 1), ("checkpoint_interval", 0)):
+        for name, low, integer in (
+            ("checkpoint_every", 1, True),
+            ("checkpoint_interval", 0, False),
+            ("cache_events", 0, True),
+        ):
             raw = values[name]
-            if raw is not None and not _at_least(raw, low, integer=low == 1):
+            if raw is not None and not _at_least(raw, low, integer=integer):
                 problem = f"DND_LEDGER_{name.upper()} must be a number, at least {low}: {raw!r}"
                 values[name] = None
         settings = cls.model_validate({k: v for k, v in values.items() if v is not None})
@@ -100,6 +109,7 @@ class Settings(BaseModel):
             signing_key=self.signing_key(),
             checkpoint_every=self.checkpoint_every,
             checkpoint_interval=self.checkpoint_interval,
+            cache_events=self.cache_events,
         )
 
     def signing_key(self) -> SigningKey | None:

@@ -8,6 +8,7 @@ the address later adopts everything recorded here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -68,18 +69,20 @@ class Address(Aggregate):
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, Address)
             aggregate.keys.add(self.idempotency_key)
-            aggregate.signals.append(
-                Signal(
-                    event=self.event,
-                    event_id=f"{self.originator_id}:{self.originator_version}",
-                    occurred_at=self.occurred_at,
-                    source=self.source,
-                    actor=self.actor,
-                    idempotency_key=self.idempotency_key,
-                    policy_version=self.policy_version,
-                    effect=self.effect,
-                    detail=self.detail,
-                )
+            if aggregate.signals is not None:
+                aggregate.signals.append(self.signal())
+
+        def signal(self) -> Signal:
+            return Signal(
+                event=self.event,
+                event_id=f"{self.originator_id}:{self.originator_version}",
+                occurred_at=self.occurred_at,
+                source=self.source,
+                actor=self.actor,
+                idempotency_key=self.idempotency_key,
+                policy_version=self.policy_version,
+                effect=self.effect,
+                detail=self.detail,
             )
 
     def __init__(self, location_id: str, kind: AddressKind, ref: str) -> None:
@@ -88,7 +91,17 @@ class Address(Aggregate):
         self.ref = ref
         self.claimants: list[str] = []
         self.keys: set[str] = set()
-        self.signals: list[Signal] = []
+        #: What providers said, for contacts that claim the address later; None once
+        #: compacted for the cache (the event store holds them: see :meth:`restore_signals`).
+        self.signals: list[Signal] | None = []
+
+    def compact(self) -> None:
+        self.signals = None
+
+    def restore_signals(self, events: Iterable[Any]) -> list[Signal]:
+        """Rebuild the signals from this address's events (stored, then pending)."""
+        self.signals = [e.signal() for e in events if isinstance(e, Address.SignalRecorded)]
+        return self.signals
 
     @classmethod
     def open(
@@ -136,4 +149,6 @@ class Address(Aggregate):
             effect=effect,
             detail=detail,
         )
-        return self.signals[-1]
+        recorded = self.pending_events[-1]
+        assert isinstance(recorded, Address.SignalRecorded)
+        return recorded.signal()

@@ -8,6 +8,7 @@ values themselves.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -132,7 +133,9 @@ class Contact(Aggregate):
         self.registered_at = occurred_at
         self.phones: list[str] = []
         self.emails: list[str] = []
-        self.entries: list[Entry] = []
+        #: Every effect, for a refold when an event arrives late; None once the
+        #: aggregate is compacted for the cache (see :meth:`compact`).
+        self.entries: list[Entry] | None = []
         self.keys: set[str] = set()
         self.state = DndState()
         self._last_occurred: datetime | None = None
@@ -258,7 +261,27 @@ class Contact(Aggregate):
             as_of is None or self._last_occurred is None or as_of >= self._last_occurred
         ):
             return self.state
+        if self.entries is None:
+            raise HistoryNotLoaded(f"contact {self.id} is compacted: restore its entries first")
         return fold(self.entries, as_of=as_of, known_at=known_at)
+
+    # -- memory -----------------------------------------------------------------
+    def compact(self) -> None:
+        """Forget the entries (the event store holds them): a cached contact keeps
+        its current fold, idempotency keys and addresses, a fraction of the memory."""
+        self.entries = None
+
+    def needs_history(self, occurred_at: datetime) -> bool:
+        """Compacted, and an event or a guard at ``occurred_at`` would refold the past."""
+        return (
+            self.entries is None
+            and self._last_occurred is not None
+            and occurred_at < self._last_occurred
+        )
+
+    def restore_entries(self, events: Iterable[Any]) -> None:
+        """Rebuild the entries from this contact's events (stored, then pending)."""
+        self.entries = [_entry(e) for e in events if isinstance(e, Contact.DndEvent)]
 
     # -- mutators (applied from events, also on replay) -------------------------
     def _add_addresses(self, phones: list[str], emails: list[str]) -> None:
@@ -266,23 +289,40 @@ class Contact(Aggregate):
         self.emails.extend(e for e in emails if e not in self.emails)
 
     def _take(self, event: Contact.DndEvent) -> None:
-        entry = Entry(
-            occurred_at=event.occurred_at,
-            recorded_at=event.timestamp,
-            seq=event.originator_version,
-            event=type(event).__name__,
-            event_id=f"{event.originator_id}:{event.originator_version}",
-            effect=Effect.from_dict(event.effect),
-        )
-        self.entries.append(entry)
+        entry = _entry(event)
+        in_order = self._last_occurred is None or entry.occurred_at >= self._last_occurred
+        entries = self.entries
+        if entries is None:
+            if not in_order:  # raised before any change: the aggregate stays as it was
+                raise HistoryNotLoaded(
+                    f"contact {self.id} is compacted: a late event needs its entries"
+                )
+        else:
+            entries.append(entry)
         if event.idempotency_key:
             self.keys.add(event.idempotency_key)
-        if self._last_occurred is None or entry.occurred_at >= self._last_occurred:
+        if in_order:
             self._last_occurred = entry.occurred_at
             self.state.apply(entry)
         else:
             # Arrived out of order: refold so each effect applies in effective time.
-            self.state = fold(self.entries)
+            assert entries is not None
+            self.state = fold(entries)
+
+
+class HistoryNotLoaded(RuntimeError):
+    """A compacted contact was asked to refold its past (the caller restores it first)."""
+
+
+def _entry(event: Contact.DndEvent) -> Entry:
+    return Entry(
+        occurred_at=event.occurred_at,
+        recorded_at=event.timestamp,
+        seq=event.originator_version,
+        event=type(event).__name__,
+        event_id=f"{event.originator_id}:{event.originator_version}",
+        effect=Effect.from_dict(event.effect),
+    )
 
 
 def describe(block: Block) -> str:

@@ -43,8 +43,8 @@ BATCH_SIZE = 1000
 #: rewrites of the same contact's status rows (1,000 -> 10,000: 1.5x faster).
 REBUILD_BATCH_SIZE = 10_000
 #: Contacts and addresses remembered between batches (bounded memory).
-CACHE_CONTACTS = 100_000
-CACHE_ADDRESSES = 200_000
+CACHE_CONTACTS = 10_000
+CACHE_ADDRESSES = 20_000
 
 
 def iso(t: datetime) -> str:

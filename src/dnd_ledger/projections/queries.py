@@ -79,7 +79,7 @@ def _reason(effect: dict[str, Any]) -> str | None:
 
 
 #: Contacts whose current status / whole history a reader keeps in memory.
-STATUS_CACHE = 200_000
+STATUS_CACHE = 50_000
 HISTORY_CACHE = 5_000
 
 ContactKey = tuple[str, str]
