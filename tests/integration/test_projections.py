@@ -22,6 +22,7 @@ import json
 import re
 import sqlite3
 import tempfile
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -593,6 +594,72 @@ def test_a_second_ledger_does_not_clear_a_stop_its_stale_cached_aggregate_missed
     finally:
         second.close()
         first.close()
+
+
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_two_ledgers_writing_at_once_lose_nothing_and_keep_the_views_exact(
+    db_url: str, clock: Clock
+) -> None:
+    """Two writers (threads, each with its own ledger and connections) on one database:
+    every event is stored once with a dense notification id, and the views each
+    writer projected, or left to catch-up, equal a rebuild."""
+    ledgers = [DndLedger(db_url, pii_key=KEY, clock=clock) for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def batches(n: int) -> list[list[c.Command]]:
+        out = []
+        for b in range(15):
+            batch: list[c.Command] = []
+            for i in range(10):
+                cid = f"w{n}-{b}-{i}"
+                phone = f"+1415555{n}{b:02d}{i}"
+                batch.append(c.RegisterContact("loc-1", cid, (phone,)))
+                batch.append(c.ReceiveInbound("loc-1", SMS, phone, "STOP", f"SM-{cid}"))
+                # A shared address: both writers append to its stream.
+                batch.append(c.ReportEmailEvent("loc-1", "shared@example.com",
+                                                EmailSignal.COMPLAINED, f"ev-{cid}"))  # fmt: skip
+            out.append(batch)
+        return out
+
+    def write(n: int, ledger: DndLedger) -> None:
+        try:
+            for batch in batches(n):
+                outcomes = ledger.execute_many(batch)
+                assert {o.result for o in outcomes} == {"appended"}, outcomes
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    alone = DndLedger("memory:", pii_key=KEY, clock=clock)  # the same commands, one writer
+    for n in range(2):
+        for batch in batches(n):
+            alone.execute_many(batch)
+    expected = alone.projector.head()
+    alone.close()
+
+    threads = [threading.Thread(target=write, args=(n, led)) for n, led in enumerate(ledgers)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        first = ledgers[0]
+        ids = notification_ids(first)
+        assert len(ids) == expected  # none lost, none doubled
+        assert ids == sorted(set(ids))
+        if first.db.engine == "sqlite":
+            assert ids == list(range(1, expected + 1))  # SQLite's ids are dense
+        for ledger in ledgers:
+            ledger.refresh_views()
+        incremental = view_rows(first)
+        first.projector.rebuild(ALL_VIEWS)
+        assert view_rows(first) == incremental
+        assert not first.can_send("loc-1", "w1-14-9", SMS).allowed
+    finally:
+        for ledger in ledgers:
+            ledger.close()
 
 
 # -- past-time queries ---------------------------------------------------------------------------
