@@ -218,7 +218,9 @@ class DndLedger(Application[UUID]):
             self, signing_key=signing_key, every=checkpoint_every, interval=checkpoint_interval
         )
         self.views = ViewReader(
-            self.sql, sqlite_path=self.db.path if self.db.engine == "sqlite" else None
+            self.sql,
+            sqlite_path=self.db.path if self.db.engine == "sqlite" else None,
+            postgres=self.db if self.db.engine == "postgres" else None,
         )
         self.projector.readers.append(self.views)
         self.replay_cache = SqlReplayCache(self.sql)
@@ -229,6 +231,10 @@ class DndLedger(Application[UUID]):
         self._views_stale = True
         self._views_checked = 0.0
         self._views_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.views.close()
+        super().close()
 
     # -- wiring -----------------------------------------------------------------
     def construct_transcoder(self) -> Transcoder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -14,7 +15,7 @@ import orjson
 
 from dnd_ledger.domain.state import INACTIVE, ChannelState, Effect, Entry, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
-from dnd_ledger.persistence import Sql, row_values
+from dnd_ledger.persistence import Database, Sql, row_values
 
 AUDIT_FIELDS = (
     "position", "location_id", "contact_id", "occurred_at", "recorded_at", "event", "source",
@@ -93,13 +94,19 @@ class ViewReader:
     views; so a cached answer is never older than the views themselves.
     """
 
-    def __init__(self, sql: Sql, sqlite_path: str | None = None) -> None:
+    def __init__(
+        self, sql: Sql, sqlite_path: str | None = None, postgres: Database | None = None
+    ) -> None:
         self.sql = sql
-        # For a SQLite file, status reads go through a plain read-only connection
-        # per thread: a bare SELECT (a read snapshot of its own under WAL) costs a
-        # fraction of a pooled BEGIN/SELECT/ROLLBACK.
+        # Status reads go through a plain connection per thread: for a SQLite file a
+        # read-only one, whose bare SELECT is a read snapshot of its own under WAL;
+        # for PostgreSQL an autocommit one, one round trip instead of a pooled
+        # BEGIN, SELECT and ROLLBACK.
         self._sqlite_path = sqlite_path
+        self._postgres = postgres
         self._local = threading.local()
+        self._opened: list[Any] = []  # every thread's connection, closed by close()
+        self._opened_lock = threading.Lock()
         self._status: dict[ContactKey, dict[Channel, ChannelState]] = {}
         self._overall: dict[ContactKey, Overall] = {}
         self._history: dict[ContactKey, list[Entry]] = {}
@@ -114,10 +121,10 @@ class ViewReader:
         )
 
     def _read(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        if self._postgres is not None:
+            return self._read_postgres(statement, params)
         if self._sqlite_path is None:
-            with self.sql.transaction(commit=False) as c:
-                c.execute(statement, params)
-                return [row_values(r) for r in c.fetchall()]
+            return self._read_pooled(statement, params)
         cursor: sqlite3.Cursor | None = getattr(self._local, "cursor", None)
         try:
             if cursor is None:
@@ -128,12 +135,52 @@ class ViewReader:
                 )  # fmt: skip
                 self._local.conn = conn
                 cursor = self._local.cursor = conn.cursor()
+                with self._opened_lock:
+                    self._opened.append(conn)
             rows: list[tuple[Any, ...]] = cursor.execute(statement, params).fetchall()
         except sqlite3.OperationalError:
             # A file this process cannot open read-only this way: the pooled path.
             self._sqlite_path = None
             return self._read(statement, params)
         return rows
+
+    def _read_pooled(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self.sql.transaction(commit=False) as c:
+            c.execute(statement, params)
+            return [row_values(r) for r in c.fetchall()]
+
+    def _read_postgres(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        db = self._postgres
+        assert db is not None
+        cursor: Any = getattr(self._local, "cursor", None)
+        try:
+            if cursor is None:
+                conn = psycopg.connect(
+                    host=db.host, port=db.port, dbname=db.dbname, user=db.user,
+                    password=db.password or None, autocommit=True, connect_timeout=10,
+                )  # fmt: skip
+                self._local.conn = conn
+                cursor = self._local.cursor = conn.cursor()
+                with self._opened_lock:
+                    self._opened.append(conn)
+            cursor.execute(statement, params)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        except psycopg.OperationalError:
+            # The connection broke (server restart, idle timeout): next time, a new one.
+            self._local.cursor = None
+            return self._read_pooled(statement, params)
+        return rows
+
+    def close(self) -> None:
+        """Close the connections the reader opened (any thread's)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._local = threading.local()
 
     # -- cache coherence (called by the projector) ---------------------------------
     def changed(self, keys: Iterable[ContactKey]) -> None:
