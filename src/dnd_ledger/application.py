@@ -68,7 +68,7 @@ from dnd_ledger.transcoding import LedgerTranscoder
 
 MAX_ID = 128
 MAX_TEXT = 4096
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 20
 MESSAGE_CHANNELS = (Channel.SMS, Channel.WHATSAPP)
 LEGACY_KEY = "legacy-import"
 #: How stale (seconds) the views may be with respect to *other* processes' writes.
@@ -447,7 +447,7 @@ class DndLedger(Application[UUID]):
                     return outcomes
             # Another writer saved the same aggregates first. Back off for a random
             # while (doubling), so two writers of one hot stream stop colliding in step.
-            time.sleep(random.uniform(0, 0.002 * 2**attempt))
+            time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
         raise Conflict(f"gave up after {MAX_ATTEMPTS} attempts: concurrent writers kept colliding")
 
     def _run(self, unit: _Unit, c: Command) -> Outcome:
