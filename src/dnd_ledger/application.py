@@ -208,7 +208,6 @@ class DndLedger(Application[UUID]):
         self._lock = threading.RLock()
         self._pii_pending: list[tuple[str, str, str]] = []
         self.keyring = Keyring(pii_key if pii_key is not None else b"dnd-ledger memory key ")
-        self.vault: SqlVault
         # The SQL recorders (SQLite, PostgreSQL) expose their datastore and tables.
         self._sql_recorder = _untyped(self.recorder)
         self.sql = Sql(self._sql_recorder.datastore, self.db.engine)
@@ -244,7 +243,6 @@ class DndLedger(Application[UUID]):
 
     def _create_tables(self) -> None:
         vault = self.vault
-        assert isinstance(vault, SqlVault)
         if self.db.engine == "postgres":
             # Concurrent CREATE TABLE on PostgreSQL can fail: serialise it.
             with self._sql_recorder.datastore.get_connection() as conn:

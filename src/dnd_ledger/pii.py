@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import phonenumbers
 
@@ -104,12 +104,6 @@ def load_or_create_key(path: Path) -> bytes:
     return key
 
 
-class Vault(Protocol):
-    def put_many(self, items: list[tuple[str, str, str]]) -> None: ...
-    def get(self, ref: str) -> str | None: ...
-    def erase(self, refs: list[str]) -> int: ...
-
-
 #: Refs a vault remembers having written.
 KNOWN_REFS = 50_000
 
@@ -126,13 +120,6 @@ class SqlVault:
             f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
             "(ref TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL)"
         )
-
-    def put_many(self, items: list[tuple[str, str, str]]) -> None:
-        """Write many values in one transaction (refs already written are skipped)."""
-        if any(ref not in self._known for ref, _, _ in items):
-            with self.sql.transaction() as c:
-                written = self.put_in(c, items)
-            self.known(written)
 
     def put_in(self, c: Any, items: list[tuple[str, str, str]]) -> list[str]:
         """Write values in the caller's transaction; returns the refs to pass to

@@ -149,9 +149,11 @@ class Projector:
         self.forget()
 
     def _pg_tracking_table(self) -> str:
-        name = str(self.tracking.tracking_table_name)
+        return self._pg_qualified(str(self.tracking.tracking_table_name))
+
+    def _pg_qualified(self, table: str) -> str:
         schema = getattr(self.datastore, "schema", "") or ""
-        return f"{schema}.{name}" if schema else name
+        return f"{schema}.{table}" if schema else table
 
     # -- the writer's own events, in its transaction -----------------------------------
     def apply_own(self, c: Any, events: Sequence[tuple[int, Any]]) -> _Batch | None:
@@ -179,18 +181,13 @@ class Projector:
         self._write(c, work, positions, events[-1][0])
         return work
 
-    def committed(self, work: _Batch) -> None:
-        """The transaction holding ``work`` (from :meth:`apply_own`) committed."""
-        self._remember(work, work.last)
-
     def _log_has_between(self, c: Any, after: int, before: int) -> bool:
         table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
         if self.sql.dialect == "sqlite":
             statement = f"SELECT 1 FROM {table} WHERE rowid > ? AND rowid < ? LIMIT 1"
         else:
-            schema = getattr(self.datastore, "schema", "") or "public"
             statement = (
-                f"SELECT 1 FROM {schema}.{table}"
+                f"SELECT 1 FROM {self._pg_qualified(table)}"
                 " WHERE notification_id > ? AND notification_id < ? LIMIT 1"
             )
         return bool(self.sql.fetchall_in(c, statement, (after, before)))
@@ -211,7 +208,7 @@ class Projector:
         except BaseException:
             self.forget()
             raise
-        self._remember(work, last)
+        self.committed(work)
 
     def _write(self, c: Any, work: _Batch, positions: dict[str, int], last: int) -> None:
         work.last = last
@@ -220,8 +217,10 @@ class Projector:
             if pos < last:
                 self.tracking._insert_tracking(c, Tracking(TRACKING_PREFIX + view, last))
 
-    def _remember(self, work: _Batch, last: int) -> None:
-        self._cached_at = last
+    def committed(self, work: _Batch) -> None:
+        """The transaction that wrote ``work`` committed (from :meth:`_apply`, or from
+        the writer after :meth:`apply_own`): remember its contacts, tell the readers."""
+        self._cached_at = work.last
         for cv in work.contacts.values():
             cv.batch_entries.clear()
             cv.dirty.clear()
