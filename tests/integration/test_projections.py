@@ -24,6 +24,7 @@ import sqlite3
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -505,107 +506,101 @@ def test_a_query_reads_the_write_that_preceded_it(ledger: DndLedger, clock: Cloc
     assert bob.channels[SMS].status is DndKind.PERMANENT
 
 
-@pytest.mark.parametrize(
+#: Two ledgers (processes) sharing one database file or server.
+SHARED_DATABASES = pytest.mark.parametrize(
     "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
+
+
+@pytest.fixture
+def two_ledgers(db_url: str, clock: Clock) -> Iterator[tuple[DndLedger, DndLedger]]:
+    first = DndLedger(db_url, pii_key=KEY, clock=clock)
+    second = DndLedger(db_url, pii_key=KEY, clock=clock)
+    try:
+        yield first, second
+    finally:
+        second.close()
+        first.close()
+
+
+@SHARED_DATABASES
 def test_a_second_ledger_on_the_same_database_sees_the_writes_after_refresh(
-    db_url: str, clock: Clock
+    two_ledgers: tuple[DndLedger, DndLedger], clock: Clock
 ) -> None:
-    first = DndLedger(db_url, pii_key=KEY, clock=clock)
-    second = DndLedger(db_url, pii_key=KEY, clock=clock)
-    try:
-        first.execute(c.RegisterContact("loc-1", "ada", ("+14155550100",)))
-        second.refresh_views()
-        assert second.status("loc-1", "ada").dnd is Overall.OFF
-        second.execute(c.SetDnd("loc-1", "ada", (FB,), "bob"))  # now in its aggregate cache
-        first.refresh_views()
-        assert first.status("loc-1", "ada").channels[FB].status is DndKind.ACTIVE
+    first, second = two_ledgers
+    first.execute(c.RegisterContact("loc-1", "ada", ("+14155550100",)))
+    second.refresh_views()
+    assert second.status("loc-1", "ada").dnd is Overall.OFF
+    second.execute(c.SetDnd("loc-1", "ada", (FB,), "bob"))  # now in its aggregate cache
+    first.refresh_views()
+    assert first.status("loc-1", "ada").channels[FB].status is DndKind.ACTIVE
 
-        clock.advance(minutes=1)
-        first.execute(c.SetDnd("loc-1", "ada", (SMS, CALL), "alice"))
-        assert first.status("loc-1", "ada").dnd is Overall.PARTIAL  # its own write, at once
-        second.refresh_views()
-        view = second.status("loc-1", "ada")
-        assert view.dnd is Overall.PARTIAL
-        assert [view.channels[ch].status for ch in (SMS, CALL, FB)] == [DndKind.ACTIVE] * 3
-        assert not second.can_send("loc-1", "ada", CALL).allowed
+    clock.advance(minutes=1)
+    first.execute(c.SetDnd("loc-1", "ada", (SMS, CALL), "alice"))
+    assert first.status("loc-1", "ada").dnd is Overall.PARTIAL  # its own write, at once
+    second.refresh_views()
+    view = second.status("loc-1", "ada")
+    assert view.dnd is Overall.PARTIAL
+    assert [view.channels[ch].status for ch in (SMS, CALL, FB)] == [DndKind.ACTIVE] * 3
+    assert not second.can_send("loc-1", "ada", CALL).allowed
 
-        # The second ledger's cached aggregate is behind the log: it still decides right.
-        clock.advance(minutes=1)
-        second.execute(c.ClearDnd("loc-1", "ada", (SMS,), "bob"))
-        first.refresh_views()
-        assert first.status("loc-1", "ada").channels[SMS].status is DndKind.INACTIVE
-        assert first.can_send("loc-1", "ada", SMS).allowed
-        assert first.projector.positions() == second.projector.positions()
-    finally:
-        second.close()
-        first.close()
+    # The second ledger's cached aggregate is behind the log: it still decides right.
+    clock.advance(minutes=1)
+    second.execute(c.ClearDnd("loc-1", "ada", (SMS,), "bob"))
+    first.refresh_views()
+    assert first.status("loc-1", "ada").channels[SMS].status is DndKind.INACTIVE
+    assert first.can_send("loc-1", "ada", SMS).allowed
+    assert first.projector.positions() == second.projector.positions()
 
 
-@pytest.mark.parametrize(
-    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+@SHARED_DATABASES
 def test_a_second_ledger_does_not_refuse_from_its_stale_cached_aggregate(
-    db_url: str, clock: Clock
+    two_ledgers: tuple[DndLedger, DndLedger], clock: Clock
 ) -> None:
-    first = DndLedger(db_url, pii_key=KEY, clock=clock)
-    second = DndLedger(db_url, pii_key=KEY, clock=clock)
-    try:
-        first.execute(c.RegisterContact("loc-1", "ada", (P,)))
-        clock.advance(minutes=1)
-        first.execute(c.ReceiveInbound("loc-1", SMS, P, "STOP", "SM-1"))
-        clock.advance(minutes=1)
-        second.execute(c.SetDnd("loc-1", "ada", (CALL,), "bob"))  # caches Ada: SMS permanent
-        clock.advance(minutes=1)
-        first.execute(c.ReceiveInbound("loc-1", SMS, P, "START", "SM-2"))  # lifts the STOP
-        second.refresh_views()
-        assert second.status("loc-1", "ada").channels[SMS].status is DndKind.INACTIVE
-        clock.advance(minutes=1)
-        # SMS is not under permanent DND any more: the clear must be recorded, not refused.
-        outcome = second.execute(c.ClearDnd("loc-1", "ada", (SMS, CALL), "bob"))
-        assert outcome.result == "appended"
-        assert second.status("loc-1", "ada").dnd is Overall.OFF
-    finally:
-        second.close()
-        first.close()
+    first, second = two_ledgers
+    first.execute(c.RegisterContact("loc-1", "ada", (P,)))
+    clock.advance(minutes=1)
+    first.execute(c.ReceiveInbound("loc-1", SMS, P, "STOP", "SM-1"))
+    clock.advance(minutes=1)
+    second.execute(c.SetDnd("loc-1", "ada", (CALL,), "bob"))  # caches Ada: SMS permanent
+    clock.advance(minutes=1)
+    first.execute(c.ReceiveInbound("loc-1", SMS, P, "START", "SM-2"))  # lifts the STOP
+    second.refresh_views()
+    assert second.status("loc-1", "ada").channels[SMS].status is DndKind.INACTIVE
+    clock.advance(minutes=1)
+    # SMS is not under permanent DND any more: the clear must be recorded, not refused.
+    outcome = second.execute(c.ClearDnd("loc-1", "ada", (SMS, CALL), "bob"))
+    assert outcome.result == "appended"
+    assert second.status("loc-1", "ada").dnd is Overall.OFF
 
 
-@pytest.mark.parametrize(
-    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+@SHARED_DATABASES
 def test_a_second_ledger_does_not_clear_a_stop_its_stale_cached_aggregate_missed(
-    db_url: str, clock: Clock
+    two_ledgers: tuple[DndLedger, DndLedger], clock: Clock
 ) -> None:
-    first = DndLedger(db_url, pii_key=KEY, clock=clock)
-    second = DndLedger(db_url, pii_key=KEY, clock=clock)
-    try:
-        first.execute(c.RegisterContact("loc-1", "ada", (P,)))
-        clock.advance(minutes=1)
-        second.execute(c.SetDnd("loc-1", "ada", (SMS,), "bob"))  # caches Ada: SMS temporary
-        clock.advance(minutes=1)
-        first.execute(c.ReceiveInbound("loc-1", SMS, P, "STOP", "SM-1"))  # now permanent
-        head = second.projector.head()
-        clock.advance(minutes=1)
-        # The cached copy would allow the clear; the stored events refuse it.
-        with pytest.raises(LedgerError, match="permanent"):
-            second.execute(c.ClearDnd("loc-1", "ada", (SMS,), "bob"))
-        assert second.projector.head() == head  # nothing appended
-        assert second.status("loc-1", "ada").channels[SMS].status is DndKind.PERMANENT
-    finally:
-        second.close()
-        first.close()
+    first, second = two_ledgers
+    first.execute(c.RegisterContact("loc-1", "ada", (P,)))
+    clock.advance(minutes=1)
+    second.execute(c.SetDnd("loc-1", "ada", (SMS,), "bob"))  # caches Ada: SMS temporary
+    clock.advance(minutes=1)
+    first.execute(c.ReceiveInbound("loc-1", SMS, P, "STOP", "SM-1"))  # now permanent
+    head = second.projector.head()
+    clock.advance(minutes=1)
+    # The cached copy would allow the clear; the stored events refuse it.
+    with pytest.raises(LedgerError, match="permanent"):
+        second.execute(c.ClearDnd("loc-1", "ada", (SMS,), "bob"))
+    assert second.projector.head() == head  # nothing appended
+    assert second.status("loc-1", "ada").channels[SMS].status is DndKind.PERMANENT
 
 
-@pytest.mark.parametrize(
-    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+@SHARED_DATABASES
 def test_two_ledgers_writing_at_once_lose_nothing_and_keep_the_views_exact(
-    db_url: str, clock: Clock
+    two_ledgers: tuple[DndLedger, DndLedger], clock: Clock
 ) -> None:
     """Two writers (threads, each with its own ledger and connections) on one database:
     every event is stored once with a dense notification id, and the views each
     writer projected, or left to catch-up, equal a rebuild."""
-    ledgers = [DndLedger(db_url, pii_key=KEY, clock=clock) for _ in range(2)]
+    ledgers = list(two_ledgers)
     errors: list[BaseException] = []
 
     def batches(n: int) -> list[list[c.Command]]:
@@ -639,27 +634,23 @@ def test_two_ledgers_writing_at_once_lose_nothing_and_keep_the_views_exact(
     alone.close()
 
     threads = [threading.Thread(target=write, args=(n, led)) for n, led in enumerate(ledgers)]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
-        first = ledgers[0]
-        ids = notification_ids(first)
-        assert len(ids) == expected  # none lost, none doubled
-        assert ids == sorted(set(ids))
-        if first.db.engine == "sqlite":
-            assert ids == list(range(1, expected + 1))  # SQLite's ids are dense
-        for ledger in ledgers:
-            ledger.refresh_views()
-        incremental = view_rows(first)
-        first.projector.rebuild(ALL_VIEWS)
-        assert view_rows(first) == incremental
-        assert not first.can_send("loc-1", "w1-14-9", SMS).allowed
-    finally:
-        for ledger in ledgers:
-            ledger.close()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    first = ledgers[0]
+    ids = notification_ids(first)
+    assert len(ids) == expected  # none lost, none doubled
+    assert ids == sorted(set(ids))
+    if first.db.engine == "sqlite":
+        assert ids == list(range(1, expected + 1))  # SQLite's ids are dense
+    for ledger in ledgers:
+        ledger.refresh_views()
+    incremental = view_rows(first)
+    first.projector.rebuild(ALL_VIEWS)
+    assert view_rows(first) == incremental
+    assert not first.can_send("loc-1", "w1-14-9", SMS).allowed
 
 
 # -- past-time queries ---------------------------------------------------------------------------
