@@ -149,6 +149,8 @@ class Address(Aggregate):
             effect=effect,
             detail=detail,
         )
+        if self.signals is not None:
+            return self.signals[-1]  # built by the event's apply
         recorded = self.pending_events[-1]
         assert isinstance(recorded, Address.SignalRecorded)
         return recorded.signal()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 
 from dnd_ledger.domain.state import INACTIVE, ChannelState, Effect, Entry, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
@@ -150,8 +151,6 @@ class ViewReader:
             return [row_values(r) for r in c.fetchall()]
 
     def _read_postgres(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        import psycopg
-
         db = self._postgres
         assert db is not None
         cursor: Any = getattr(self._local, "cursor", None)
