@@ -8,6 +8,7 @@ the whole batch); optimistic-concurrency conflicts are retried from fresh state.
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import threading
 import time
@@ -26,7 +27,13 @@ from dnd_ledger.commands import Command, Outcome
 from dnd_ledger.domain.address import Address, Signal, address_uuid
 from dnd_ledger.domain.contact import Contact, contact_uuid
 from dnd_ledger.domain.decide import Decision, decide, decide_channel
-from dnd_ledger.domain.errors import Conflict, InvalidInput, LedgerError, UnknownContact
+from dnd_ledger.domain.errors import (
+    Conflict,
+    InvalidInput,
+    LedgerError,
+    LedgerUnavailable,
+    UnknownContact,
+)
 from dnd_ledger.domain.keywords import normalise
 from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
 from dnd_ledger.domain.state import (
@@ -38,7 +45,7 @@ from dnd_ledger.domain.state import (
     fold,
     overall,
 )
-from dnd_ledger.domain.timecheck import check_occurred_at
+from dnd_ledger.domain.timecheck import check_occurred_at, check_query_time
 from dnd_ledger.domain.values import (
     ALL_CHANNELS,
     AddressKind,
@@ -61,8 +68,10 @@ from dnd_ledger.pii import (
     normalise_email,
     normalise_phone,
 )
+from dnd_ledger.projections.freshness import FreshnessGate
 from dnd_ledger.projections.projector import Projector
 from dnd_ledger.projections.queries import ViewReader
+from dnd_ledger.projections.schema import VIEWS
 from dnd_ledger.replay import SqlReplayCache
 from dnd_ledger.transcoding import LedgerTranscoder
 
@@ -71,8 +80,12 @@ MAX_TEXT = 4096
 MAX_ATTEMPTS = 20
 MESSAGE_CHANNELS = (Channel.SMS, Channel.WHATSAPP)
 LEGACY_KEY = "legacy-import"
-#: How stale (seconds) the views may be with respect to *other* processes' writes.
-VIEW_FRESHNESS = 1.0
+#: How long (seconds) a query may wait for the views to be shown current before it
+#: fails closed with LedgerUnavailable.
+VIEW_DEADLINE = 5.0
+
+
+_log = logging.getLogger("dnd_ledger")
 
 
 def utcnow() -> datetime:
@@ -190,6 +203,7 @@ class DndLedger(Application[UUID]):
         checkpoint_every: int = DEFAULT_EVERY,
         checkpoint_interval: float = DEFAULT_INTERVAL,
         cache_events: int = DEFAULT_BUDGET,
+        view_deadline: float = VIEW_DEADLINE,
     ) -> None:
         self.db = parse_db_url(db) if isinstance(db, str) else db
         full_env = eventsourcing_env(self.db)
@@ -225,11 +239,11 @@ class DndLedger(Application[UUID]):
         self.replay_cache = SqlReplayCache(self.sql)
         self._create_tables()
         self._check_key()
-        # Views are caught up before a query reads them: at once after this
-        # process wrote, and at most VIEW_FRESHNESS seconds after another did.
-        self._views_stale = True
-        self._views_checked = 0.0
+        # Every query is preceded by a check of the log's head against the views
+        # that started after the query arrived (shared by concurrent queries).
         self._views_lock = threading.Lock()
+        self._head_statement = self._head_query()
+        self._gate = FreshnessGate(self._check_current, deadline=view_deadline)
 
     def close(self) -> None:
         self.views.close()
@@ -310,7 +324,7 @@ class DndLedger(Application[UUID]):
                     # deadlock over a personal-data row two batches both write).
                     ids = self._insert_events(c, stored)
                     written = self.vault.put_in(c, pii)
-                    projected = self.projector.apply_own(c, list(zip(ids, events, strict=True)))
+                    projected = self._project_own(c, list(zip(ids, events, strict=True)))
             except BaseException:
                 self.projector.forget()
                 raise
@@ -321,6 +335,21 @@ class DndLedger(Application[UUID]):
             for aggregate_id, aggregate in processing.aggregates.items():
                 self.repository.cache.put(aggregate_id, aggregate)
         self._take_snapshots(processing)
+
+    def _project_own(self, c: Any, events: list[tuple[int, Any]]) -> Any:
+        """The views for the batch's events, in its transaction, under a savepoint: if
+        they cannot be written now (a view table locked, any failure), the events are
+        stored all the same and catch-up applies them (or records why it cannot, and
+        queries fail closed meanwhile). An accepted event is never lost to a view."""
+        c.execute("SAVEPOINT dnd_views")
+        try:
+            projected = self.projector.apply_own(c, events)
+        except Exception:
+            c.execute("ROLLBACK TO SAVEPOINT dnd_views")
+            self.projector.forget()
+            return None
+        c.execute("RELEASE SAVEPOINT dnd_views")
+        return projected
 
     def _insert_events(self, c: Any, stored: list[StoredEvent]) -> list[int]:
         """The application recorder's insert, in the caller's transaction; returns
@@ -435,7 +464,6 @@ class DndLedger(Application[UUID]):
                     self._save_all(
                         [a for a in unit.touched() if a.pending_events], self._pii_pending
                     )
-                    self._views_stale = True
                 except IntegrityError:
                     self._evict([*unit.contacts, *unit.addresses])
                 except BaseException:
@@ -830,17 +858,76 @@ class DndLedger(Application[UUID]):
         return found
 
     def refresh_views(self) -> int:
-        """Bring the views and the notary up to date with the log; returns events applied."""
+        """Bring the views and the notary up to date with the log; returns events applied.
+
+        Raises :class:`LedgerUnavailable` when an event cannot be applied (it is
+        recorded, never skipped)."""
         with self._views_lock:
-            self._views_stale = False
-            self._views_checked = time.monotonic()
             applied = self.projector.catch_up()
             self.notary.keep_up()
             return applied
 
-    def _fresh(self) -> None:
-        if self._views_stale or time.monotonic() - self._views_checked > VIEW_FRESHNESS:
-            self.refresh_views()
+    def ensure_current(self) -> None:
+        """Return once the views reflect every write acknowledged before this call, in
+        any process sharing the database; else raise :class:`LedgerUnavailable`."""
+        self._gate.ensure()
+
+    def _head_query(self) -> str:
+        """One statement: the log's head and each view's tracking position."""
+        recorder = self._sql_recorder
+        names = ", ".join(f"'{self.projector.tracking_name(v)}'" for v in VIEWS)
+        if self.db.engine == "postgres":
+            events = self.projector.qualified(recorder.events_table_name)
+            head = f"SELECT MAX(notification_id) FROM {events}"
+        else:
+            head = f"SELECT MAX(rowid) FROM {recorder.events_table_name}"
+        return (
+            f"SELECT ({head}), application_name, MAX(notification_id)"
+            f" FROM {self.projector.tracking_table()} WHERE application_name IN ({names})"
+            " GROUP BY application_name"
+        )
+
+    def _check_current(self) -> None:
+        """The check behind :meth:`ensure_current`: the log's head against the views."""
+        rows = self.views.read(self._head_statement)
+        head = int(rows[0][0] or 0) if rows else int(self.projector.head())
+        low = min((int(r[2] or 0) for r in rows), default=0) if len(rows) == len(VIEWS) else 0
+        if low >= head and self.projector.cached_at == low:
+            # The views hold every stored event, and so do this process's caches.
+            self._keep_notary_up()
+            return
+        deadline = time.monotonic() + self._gate.deadline
+        if not self._views_lock.acquire(timeout=self._gate.deadline):
+            raise LedgerUnavailable(
+                f"the views could not be shown current within {self._gate.deadline:g} s"
+                " (another thread holds them)",
+                lag=head - low,
+            )
+        try:
+            self.projector.catch_up(deadline=deadline)
+        except LedgerUnavailable:
+            raise
+        except Exception as e:
+            raise LedgerUnavailable(
+                f"the views could not be brought to the log's head: {type(e).__name__}",
+                lag=head - low,
+            ) from e
+        finally:
+            self._views_lock.release()
+        self._keep_notary_up()
+
+    def _keep_notary_up(self) -> None:
+        """The notary follows the log when the ledger is used (at most once a second).
+        Its failure never fails a write that committed or a query: ``verify`` and
+        ``projections status`` show a notary that lags."""
+        if not self._views_lock.acquire(blocking=False):
+            return
+        try:
+            self.notary.keep_up()
+        except Exception as e:  # logged; the notary catches up on its next turn
+            _log.warning("the notary could not catch up: %s: %s", type(e).__name__, e)
+        finally:
+            self._views_lock.release()
 
     def status(
         self,
@@ -854,9 +941,11 @@ class DndLedger(Application[UUID]):
         _check_id("location_id", location_id)
         _check_id("contact_id", contact_id)
         now = self.clock()
-        as_of_t = _aware("as_of", as_of)
-        known_t = _aware("known_at", known_at)
-        self._fresh()
+        # Checked (aware, in range); echoed back in the offset they were given in.
+        check_query_time("as_of", as_of)
+        check_query_time("known_at", known_at)
+        as_of_t, known_t = as_of, known_at
+        self.ensure_current()
         channels = self.views.channels(location_id, contact_id)
         if channels is None:
             raise UnknownContact.of(location_id, contact_id)
@@ -880,7 +969,7 @@ class DndLedger(Application[UUID]):
     ) -> Decision:
         """May we message this contact on this channel? One view row on the hot path."""
         if as_of is None and known_at is None:
-            self._fresh()
+            self.ensure_current()
             found = self.views.channel(location_id, contact_id, channel)
             if found is not None:
                 return decide_channel(found[0], found[1], channel, direction, mode)
@@ -1014,12 +1103,6 @@ def _request_key(request_id: str | None) -> str | None:
     if request_id is None or not request_id.strip():
         return None
     return "request:" + _required("request_id", request_id)
-
-
-def _aware(name: str, t: datetime | None) -> datetime | None:
-    if t is not None and (t.tzinfo is None or t.utcoffset() is None):
-        raise InvalidInput(f"{name} {t.isoformat()} has no time zone")
-    return t
 
 
 def _drop_none(**kwargs: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from dnd_ledger.cli_output import (
     status_text,
     table,
 )
-from dnd_ledger.domain.errors import LedgerError
+from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable
 from dnd_ledger.domain.policy import PolicyError
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
 from dnd_ledger.settings import Settings
@@ -56,13 +56,22 @@ class IsoTime(click.ParamType):  # type: ignore[type-arg]  # generic only in cli
 TIME = IsoTime()
 
 
+class Unavailable(click.ClickException):
+    """The ledger cannot show its views are current: exit status 3, no decision."""
+
+    exit_code = 3
+
+
 def ledger_errors(f: F) -> F:
-    """Library refusals become one ``Error: ...`` line and exit status 1."""
+    """Library refusals become one ``Error: ...`` line and exit status 1 (3 when the
+    ledger is unavailable: no decision could be made)."""
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return f(*args, **kwargs)
+        except LedgerUnavailable as e:
+            raise Unavailable(str(e)) from e
         except (LedgerError, PolicyError) as e:
             raise click.ClickException(str(e)) from e
 

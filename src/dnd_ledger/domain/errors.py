@@ -29,3 +29,15 @@ class AttestationRequired(LedgerError):
 
 class Conflict(LedgerError):
     """Concurrent writers kept colliding; the command was not recorded."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The views cannot be shown to be current: no decision is made (fail closed).
+
+    ``lag`` is how many stored events the views are known to be behind (None when
+    even that could not be read).
+    """
+
+    def __init__(self, message: str, *, lag: int | None = None) -> None:
+        super().__init__(message)
+        self.lag = lag

@@ -10,6 +10,7 @@ the transaction rolls back, and the next round starts from the new position.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from eventsourcing.persistence import IntegrityError, Notification, Tracking
 
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
+from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.domain.state import DndState, Effect, Entry
 from dnd_ledger.domain.values import ALL_CHANNELS
 from dnd_ledger.projections.queries import ENTRY_COLUMNS, entry_from_row
@@ -31,7 +33,7 @@ from dnd_ledger.projections.rows import (
     evidence_of,
     stats_keys,
 )
-from dnd_ledger.projections.schema import CLEAR, TABLES, TRACKING_PREFIX, VIEWS
+from dnd_ledger.projections.schema import CLEAR, ERRORS_TABLE, TABLES, TRACKING_PREFIX, VIEWS
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger
@@ -45,6 +47,11 @@ REBUILD_BATCH_SIZE = 10_000
 #: Contacts and addresses remembered between batches (bounded memory).
 CACHE_CONTACTS = 10_000
 CACHE_ADDRESSES = 20_000
+#: Another process moved the views by at most this many events: forget only the
+#: contacts those events touched (read from the audit view); further, forget all.
+FOLLOW_LIMIT = 5_000
+#: The name of the projector's row in ``dnd_projection_errors``.
+ERROR_NAME = "views"
 
 
 def iso(t: datetime) -> str:
@@ -73,11 +80,12 @@ class Projector:
             for statements in TABLES.values():
                 for s in statements:
                     c.execute(s)
+            c.execute(ERRORS_TABLE)
 
     # -- positions ------------------------------------------------------------------
     def positions(self, c: Any = None) -> dict[str, int]:
         """Each view's tracking position, read in one query (in ``c``'s transaction if given)."""
-        table = "tracking" if self.sql.dialect == "sqlite" else self._pg_tracking_table()
+        table = self.tracking_table()
         names = [TRACKING_PREFIX + v for v in VIEWS]
         statement = (
             f"SELECT application_name, MAX(notification_id) FROM {table}"
@@ -94,28 +102,98 @@ class Projector:
 
     # -- catch-up -------------------------------------------------------------------
     def catch_up(
-        self, *, batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None
+        self,
+        *,
+        batch_size: int = BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+        deadline: float | None = None,
     ) -> int:
-        """Apply everything not yet applied; returns how many notifications were applied."""
+        """Apply everything not yet applied; returns how many notifications were applied.
+
+        A failure to apply an event is recorded where every process sees it
+        (:meth:`error`) and raised as :class:`LedgerUnavailable`: the event is never
+        skipped, so the views stay behind it until it can be applied. With a
+        ``deadline`` (``time.monotonic()``), views still behind then raise too.
+        """
         done = 0
         while True:
             positions = self.positions()
             start = min(positions.values())
-            if self._cached_at != start:
-                # Another process moved the views (or this is the first look):
-                # what this process remembers of them may be out of date.
-                self.forget()
-                self._cached_at = start
+            self.follow(start)
             batch = self.app.recorder.select_notifications(start=start + 1, limit=batch_size)
             if not batch:
+                if done:
+                    self._clear_error(start)
                 return done
+            if deadline is not None and time.monotonic() > deadline:
+                lag = self.head() - start
+                raise LedgerUnavailable(
+                    f"the views are {lag} events behind the log (still catching up)", lag=lag
+                )
             try:
                 self._apply(batch, positions)
             except IntegrityError:
                 continue  # another process applied it first: re-read positions
+            except _Failed as failed:
+                lag = self.head() - start
+                self._record_error(failed.position, failed.cause)
+                raise LedgerUnavailable(
+                    f"the views are stuck {lag} events behind the log: the event at position"
+                    f" {failed.position} could not be applied"
+                    f" ({type(failed.cause).__name__}: {failed.cause})",
+                    lag=lag,
+                ) from failed.cause
             done += len(batch)
             if progress:
                 progress(len(batch))
+
+    def follow(self, start: int) -> None:
+        """The views are at ``start``: drop what this process remembers of contacts that
+        other processes changed since it last looked (all of it after a rebuild or a
+        long absence)."""
+        since = self._cached_at
+        if since == start:
+            return
+        if since is None or start < since or start - since > FOLLOW_LIMIT:
+            self.forget()
+        else:
+            rows = self.sql.fetchall(
+                "SELECT DISTINCT aggregate_id, location_id, contact_id FROM dnd_audit"
+                " WHERE position > ? AND position <= ? AND contact_id IS NOT NULL",
+                (since, start),
+            )
+            for aggregate_id, _loc, _cid in rows:
+                self.contacts.pop(str(aggregate_id), None)
+            touched = [(str(loc), str(cid)) for _aid, loc, cid in rows]
+            for reader in self.readers:
+                reader.changed(touched)
+        self._cached_at = start
+
+    # -- failures, for every process to see ----------------------------------------------
+    def error(self) -> tuple[int, str, str] | None:
+        """The recorded failure, if the views are stuck: (position, error, when)."""
+        row = self.sql.fetchone(
+            "SELECT position, error, at FROM dnd_projection_errors WHERE name = ?", (ERROR_NAME,)
+        )
+        return None if row is None else (int(row[0]), str(row[1]), str(row[2]))
+
+    def _record_error(self, position: int, cause: BaseException) -> None:
+        text = f"{type(cause).__name__}: {cause}"[:2000]
+        try:
+            self.sql.execute(
+                "INSERT INTO dnd_projection_errors (name, position, error, at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+                " error = excluded.error, at = excluded.at",
+                (ERROR_NAME, position, text, iso(datetime.now(UTC))),
+            )
+        except Exception:  # the database itself failed: the caller fails closed anyway
+            return
+
+    def _clear_error(self, position: int) -> None:
+        self.sql.execute(
+            "DELETE FROM dnd_projection_errors WHERE name = ? AND position <= ?",
+            (ERROR_NAME, position),
+        )
 
     def rebuild(
         self,
@@ -137,7 +215,7 @@ class Projector:
             raise ValueError(f"unknown view {sorted(unknown)[0]!r}; views are {', '.join(VIEWS)}")
         if chosen & set(STATE_VIEWS):
             chosen |= set(STATE_VIEWS)
-        table = "tracking" if self.sql.dialect == "sqlite" else self._pg_tracking_table()
+        table = self.tracking_table()
         with self.sql.transaction() as c:
             for name in sorted(chosen):
                 for s in CLEAR[name]:
@@ -149,11 +227,26 @@ class Projector:
         self.forget()
 
     def _pg_tracking_table(self) -> str:
-        return self._pg_qualified(str(self.tracking.tracking_table_name))
+        return self.qualified(str(self.tracking.tracking_table_name))
 
-    def _pg_qualified(self, table: str) -> str:
+    def qualified(self, table: str) -> str:
+        """A table's name, with its schema on PostgreSQL."""
+        if self.sql.dialect != "postgres":
+            return table
         schema = getattr(self.datastore, "schema", "") or ""
         return f"{schema}.{table}" if schema else table
+
+    def tracking_table(self) -> str:
+        return "tracking" if self.sql.dialect == "sqlite" else self._pg_tracking_table()
+
+    @staticmethod
+    def tracking_name(view: str) -> str:
+        return TRACKING_PREFIX + view
+
+    @property
+    def cached_at(self) -> int | None:
+        """The views' position this process's caches agree with (None: not known)."""
+        return self._cached_at
 
     # -- the writer's own events, in its transaction -----------------------------------
     def apply_own(self, c: Any, events: Sequence[tuple[int, Any]]) -> _Batch | None:
@@ -172,8 +265,8 @@ class Projector:
             return None
         if start < first - 1 and self._log_has_between(c, start, first):
             return None  # another writer's events are not projected yet
-        if self._cached_at != start:
-            self.forget()
+        self.follow(start)
+        self._set_timeouts(c)
         work = _Batch(self, positions, c)
         work.prefetch({str(e.originator_id) for _, e in events})
         for position, event in events:
@@ -187,7 +280,7 @@ class Projector:
             statement = f"SELECT 1 FROM {table} WHERE rowid > ? AND rowid < ? LIMIT 1"
         else:
             statement = (
-                f"SELECT 1 FROM {self._pg_qualified(table)}"
+                f"SELECT 1 FROM {self.qualified(table)}"
                 " WHERE notification_id > ? AND notification_id < ? LIMIT 1"
             )
         return bool(self.sql.fetchall_in(c, statement, (after, before)))
@@ -200,15 +293,31 @@ class Projector:
         work = _Batch(self, positions)
         work.prefetch({str(n.originator_id) for n in batch})
         last = batch[-1].id
+        position = batch[0].id
         try:
             for n in batch:
+                position = n.id
                 work.take(n.id, self.app.mapper.to_domain_event(n))
+            position = batch[0].id
             with self.sql.transaction() as c:
+                self._set_timeouts(c)
                 self._write(c, work, positions, last)
+        except IntegrityError:
+            self.forget()
+            raise
+        except Exception as e:
+            self.forget()
+            raise _Failed(position, e) from e
         except BaseException:
             self.forget()
             raise
         self.committed(work)
+
+    def _set_timeouts(self, c: Any) -> None:
+        """On PostgreSQL, a view table locked by someone else fails the batch after a
+        bounded wait instead of hanging every query behind it."""
+        if self.sql.dialect == "postgres":
+            c.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
 
     def _write(self, c: Any, work: _Batch, positions: dict[str, int], last: int) -> None:
         work.last = last
@@ -220,7 +329,6 @@ class Projector:
     def committed(self, work: _Batch) -> None:
         """The transaction that wrote ``work`` committed (from :meth:`_apply`, or from
         the writer after :meth:`apply_own`): remember its contacts, tell the readers."""
-        self._cached_at = work.last
         for cv in work.contacts.values():
             cv.batch_entries.clear()
             cv.dirty.clear()
@@ -232,6 +340,8 @@ class Projector:
         touched = [(cv.location_id, cv.contact_id) for cv in work.contacts.values()]
         for reader in self.readers:
             reader.changed(touched)
+        # Only now: a check that finds the views at this position may trust the caches.
+        self._cached_at = work.last
         if len(self.addresses) > CACHE_ADDRESSES:
             self.addresses.clear()
 
@@ -242,6 +352,19 @@ class Projector:
         self._cached_at = None
         for reader in self.readers:
             reader.clear()
+
+
+#: How long a batch waits for a lock on a view table (PostgreSQL), in milliseconds.
+LOCK_TIMEOUT_MS = 2000
+
+
+class _Failed(Exception):
+    """Applying the batch failed at the event at ``position``."""
+
+    def __init__(self, position: int, cause: BaseException) -> None:
+        super().__init__(position, cause)
+        self.position = position
+        self.cause = cause
 
 
 class _Batch:

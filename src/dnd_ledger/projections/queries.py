@@ -14,7 +14,9 @@ from typing import Any
 import orjson
 import psycopg
 
+from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.domain.state import INACTIVE, ChannelState, Effect, Entry, overall
+from dnd_ledger.domain.timecheck import check_query_time
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
 from dnd_ledger.persistence import Database, Sql, row_values
 
@@ -80,6 +82,10 @@ def _reason(effect: dict[str, Any]) -> str | None:
     return message or code or None
 
 
+#: How long one read of the views may wait (a lock, a slow server) before the
+#: query fails closed with :class:`LedgerUnavailable`.
+READ_TIMEOUT_MS = 5000
+
 #: Contacts whose current status / whole history a reader keeps in memory.
 STATUS_CACHE = 50_000
 HISTORY_CACHE = 5_000
@@ -112,6 +118,9 @@ class ViewReader:
         self._overall: dict[ContactKey, Overall] = {}
         self._history: dict[ContactKey, list[Entry]] = {}
         self._one_cache: dict[tuple[str, str, Channel], tuple[ChannelState, Overall]] = {}
+        #: Moves on every invalidation: a row read before one is not cached after it
+        #: (it may predate the change that invalidated it).
+        self._epoch = 0
         self._one = sql.q(
             "SELECT status, since, code, message, cause_event, cause_event_id, overall"
             " FROM dnd_status_channels WHERE location_id = ? AND contact_id = ? AND channel = ?"
@@ -127,23 +136,32 @@ class ViewReader:
         if self._sqlite_path is None:
             return self._read_pooled(statement, params)
         cursor: sqlite3.Cursor | None = getattr(self._local, "cursor", None)
-        try:
-            if cursor is None:
+        if cursor is None:
+            try:
                 uri = Path(self._sqlite_path).resolve().as_uri() + "?mode=ro"
                 conn = sqlite3.connect(
                     uri, uri=True, isolation_level=None, check_same_thread=False,
-                    cached_statements=64,
+                    cached_statements=64, timeout=READ_TIMEOUT_MS / 1000,
                 )  # fmt: skip
-                self._local.conn = conn
-                cursor = self._local.cursor = conn.cursor()
-                with self._opened_lock:
-                    self._opened.append(conn)
+                cursor = conn.cursor()
+                cursor.execute("SELECT 1")
+            except sqlite3.OperationalError:
+                # A file this process cannot open read-only this way: the pooled path.
+                self._sqlite_path = None
+                return self._read(statement, params)
+            self._local.conn = conn
+            self._local.cursor = cursor
+            with self._opened_lock:
+                self._opened.append(conn)
+        try:
             rows: list[tuple[Any, ...]] = cursor.execute(statement, params).fetchall()
-        except sqlite3.OperationalError:
-            # A file this process cannot open read-only this way: the pooled path.
-            self._sqlite_path = None
-            return self._read(statement, params)
+        except sqlite3.OperationalError as e:
+            raise LedgerUnavailable(f"the views cannot be read: {e}") from None
         return rows
+
+    def read(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """One statement through this thread's reading connection (bounded in time)."""
+        return self._read(statement, params)
 
     def _read_pooled(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self.sql.transaction(commit=False) as c:
@@ -151,26 +169,41 @@ class ViewReader:
             return [row_values(r) for r in c.fetchall()]
 
     def _read_postgres(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        for attempt in (1, 2):
+            cursor: Any = getattr(self._local, "cursor", None)
+            try:
+                if cursor is None:
+                    cursor = self._connect_postgres()
+                cursor.execute(statement, params)
+                rows: list[tuple[Any, ...]] = cursor.fetchall()
+                return rows
+            except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as e:
+                # A lock held too long (or a server too slow): never wait unbounded.
+                raise LedgerUnavailable(
+                    f"the views did not answer within {READ_TIMEOUT_MS} ms: {type(e).__name__}"
+                ) from None
+            except psycopg.OperationalError as e:
+                # The connection broke (server restart, idle timeout): one new one.
+                self._local.cursor = None
+                if attempt == 2:
+                    raise LedgerUnavailable(
+                        f"the database does not answer: {type(e).__name__}"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _connect_postgres(self) -> Any:
         db = self._postgres
         assert db is not None
-        cursor: Any = getattr(self._local, "cursor", None)
-        try:
-            if cursor is None:
-                conn = psycopg.connect(
-                    host=db.host, port=db.port, dbname=db.dbname, user=db.user,
-                    password=db.password or None, autocommit=True, connect_timeout=10,
-                )  # fmt: skip
-                self._local.conn = conn
-                cursor = self._local.cursor = conn.cursor()
-                with self._opened_lock:
-                    self._opened.append(conn)
-            cursor.execute(statement, params)
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
-        except psycopg.OperationalError:
-            # The connection broke (server restart, idle timeout): next time, a new one.
-            self._local.cursor = None
-            return self._read_pooled(statement, params)
-        return rows
+        conn = psycopg.connect(
+            host=db.host, port=db.port, dbname=db.dbname, user=db.user,
+            password=db.password or None, autocommit=True, connect_timeout=5,
+            options=f"-c statement_timeout={READ_TIMEOUT_MS}",
+        )  # fmt: skip
+        self._local.conn = conn
+        cursor = self._local.cursor = conn.cursor()
+        with self._opened_lock:
+            self._opened.append(conn)
+        return cursor
 
     def close(self) -> None:
         """Close the connections the reader opened (any thread's)."""
@@ -183,6 +216,7 @@ class ViewReader:
 
     # -- cache coherence (called by the projector) ---------------------------------
     def changed(self, keys: Iterable[ContactKey]) -> None:
+        self._epoch += 1
         for key in keys:
             self._status.pop(key, None)
             self._overall.pop(key, None)
@@ -191,6 +225,7 @@ class ViewReader:
                 self._one_cache.pop((*key, ch), None)
 
     def clear(self) -> None:
+        self._epoch += 1
         self._status.clear()
         self._overall.clear()
         self._history.clear()
@@ -208,6 +243,7 @@ class ViewReader:
         one = self._one_cache.get((location_id, contact_id, channel))
         if one is not None:
             return one
+        epoch = self._epoch
         rows = self._read(self._one, (location_id, contact_id, _CHANNEL_TEXT[channel]))
         if not rows:
             return None
@@ -215,7 +251,8 @@ class ViewReader:
         found = (_state(row[:6]), _OVERALL[row[6]])
         if len(self._one_cache) >= STATUS_CACHE:
             self._one_cache.clear()
-        self._one_cache[(location_id, contact_id, channel)] = found
+        if epoch == self._epoch:
+            self._one_cache[(location_id, contact_id, channel)] = found
         return found
 
     def channels(self, location_id: str, contact_id: str) -> dict[Channel, ChannelState] | None:
@@ -223,15 +260,17 @@ class ViewReader:
         cached = self._status.get(key)
         if cached is not None:
             return cached
+        if len(self._status) >= STATUS_CACHE:
+            self.clear()
+        epoch = self._epoch
         rows = self._read(self._all, (location_id, contact_id))
         if not rows:
             return None
         found = {Channel(r[0]): _state(r[1:]) for r in rows}
         channels = {ch: found.get(ch, INACTIVE) for ch in ALL_CHANNELS}
-        if len(self._status) >= STATUS_CACHE:
-            self.clear()
-        self._overall[key] = overall(channels)
-        self._status[key] = channels
+        if epoch == self._epoch:
+            self._overall[key] = overall(channels)
+            self._status[key] = channels
         return channels
 
     def entries(
@@ -241,6 +280,7 @@ class ViewReader:
         key = (location_id, contact_id)
         every = self._history.get(key)
         if every is None:
+            epoch = self._epoch
             rows = self._read(
                 self.sql.q(
                     f"SELECT {ENTRY_COLUMNS} FROM dnd_audit"
@@ -252,7 +292,8 @@ class ViewReader:
             every = [entry_from_row(r) for r in rows]
             if len(self._history) >= HISTORY_CACHE:
                 self._history.clear()
-            self._history[key] = every
+            if epoch == self._epoch:
+                self._history[key] = every
         return [
             e
             for e in every
@@ -269,6 +310,8 @@ class ViewReader:
     ) -> list[dict[str, Any]]:
         from dnd_ledger.projections.projector import iso
 
+        since = check_query_time("since", since)
+        until = check_query_time("until", until)
         columns = ", ".join("effect_data" if f == "reason" else f for f in AUDIT_FIELDS)
         sql = f"SELECT {columns} FROM dnd_audit"
         where, params = [], []

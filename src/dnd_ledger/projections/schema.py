@@ -48,6 +48,13 @@ TABLES: dict[str, list[str]] = {
     ],
 }
 
+#: The projector's failures, seen by every process: one row while the views are
+#: stuck (the position of the event they could not apply, and why).
+ERRORS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS dnd_projection_errors ("
+    " name TEXT PRIMARY KEY, position BIGINT NOT NULL, error TEXT NOT NULL, at TEXT NOT NULL)"
+)
+
 CLEAR: dict[str, list[str]] = {
     "status": ["DELETE FROM dnd_status_contacts", "DELETE FROM dnd_status_channels"],
     "addresses": ["DELETE FROM dnd_addresses", "DELETE FROM dnd_address_index"],

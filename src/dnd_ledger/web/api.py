@@ -14,16 +14,17 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from dnd_ledger import commands as cmd
 from dnd_ledger.audit_format import audit_csv, render_audit
 from dnd_ledger.cli_output import outcome_json
-from dnd_ledger.domain.errors import LedgerError, UnknownContact
+from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
 from dnd_ledger.web.auth import TokenBook
 from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.state import State, any_location, for_location
+from dnd_ledger.web.times import Time
 
 router = APIRouter(prefix="/v1")
 
@@ -49,7 +50,7 @@ class RegisterIn(_In):
     contact_id: Id
     phones: list[Word] = Field(default_factory=list, max_length=50)
     emails: list[Word] = Field(default_factory=list, max_length=50)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Time | None = None
     actor: Word | None = None
     request_id: Word | None = None
 
@@ -74,7 +75,7 @@ class DndIn(_In):
     reason: Text | None = None
     suppression_removed: bool = False
     request_id: Word | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Time | None = None
 
     model_config = ConfigDict(
         extra="forbid",
@@ -98,7 +99,7 @@ class OptInIn(_In):
     ticket: Word
     evidence: Text
     request_id: Word | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Time | None = None
 
 
 class CanSendItem(_In):
@@ -155,6 +156,9 @@ class DecisionOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+    lag: int | None = Field(
+        default=None, description="With 503: how many events the views are behind, if known"
+    )
 
 
 class BatchResultOut(BaseModel):
@@ -176,7 +180,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown contact",
         409: "Refused by the ledger's rules (e.g. permanent DND); the detail names the cause",
         422: "Invalid input",
-        503: "Concurrent writers kept colliding: retry",
+        503: "Not answered, retry: the views cannot be shown current (the detail names the"
+        " cause and `lag` the events they are behind), or concurrent writers kept colliding",
     }
     return {c: {"model": ErrorOut, "description": words[c]} for c in codes}
 
@@ -197,7 +202,7 @@ def _channels(value: list[Channel] | Literal["all"]) -> tuple[Channel, ...]:
     tags=["contacts"],
     summary="Register a contact (or add addresses to it)",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 422),
+    responses=_errors(401, 403, 422, 503),
 )
 def register_contact(location_id: str, body: RegisterIn, state: State, _: Writer) -> Response:
     command = cmd.RegisterContact(
@@ -212,7 +217,7 @@ def register_contact(location_id: str, body: RegisterIn, state: State, _: Writer
     tags=["dnd"],
     summary="Set or clear DND from the contact record",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 404, 409, 422),
+    responses=_errors(401, 403, 404, 409, 422, 503),
 )
 def change_dnd(location_id: str, contact_id: str, body: DndIn, state: State, _: Writer) -> Response:
     """``set`` records temporary DND. ``clear`` lifts temporary DND only; permanent DND
@@ -240,7 +245,7 @@ def change_dnd(location_id: str, contact_id: str, body: DndIn, state: State, _: 
     tags=["dnd"],
     summary="Support-approved opt-in (lifts permanent DND too)",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 404, 422),
+    responses=_errors(401, 403, 404, 422, 503),
 )
 def approve_opt_in(
     location_id: str, contact_id: str, body: OptInIn, state: State, _: Supporter
@@ -260,15 +265,15 @@ def approve_opt_in(
     tags=["queries"],
     summary="Per-channel DND state (as `dnd-ledger status --json`)",
     response_model=StatusOut,
-    responses=_errors(401, 403, 404, 422),
+    responses=_errors(401, 403, 404, 422, 503),
 )
 def dnd_status(
     location_id: str,
     contact_id: str,
     state: State,
     _: Reader,
-    as_of: Annotated[AwareDatetime | None, Query(description="Effective time")] = None,
-    known_at: Annotated[AwareDatetime | None, Query(description="Knowledge time")] = None,
+    as_of: Annotated[Time | None, Query(description="Effective time")] = None,
+    known_at: Annotated[Time | None, Query(description="Knowledge time")] = None,
 ) -> Response:
     view = state.ledger.status(location_id, contact_id, as_of=as_of, known_at=known_at)
     return _json(view.to_json())
@@ -279,7 +284,7 @@ def dnd_status(
     tags=["queries"],
     summary="May we message this contact on this channel? (as `can-send --json`)",
     response_model=DecisionOut,
-    responses=_errors(401, 403, 404, 422),
+    responses=_errors(401, 403, 404, 422, 503),
 )
 def can_send(
     location_id: str,
@@ -289,8 +294,8 @@ def can_send(
     _: Reader,
     mode: Mode = Mode.AUTOMATED,
     direction: Direction = Direction.OUTBOUND,
-    as_of: Annotated[AwareDatetime | None, Query(description="Effective time")] = None,
-    known_at: Annotated[AwareDatetime | None, Query(description="Knowledge time")] = None,
+    as_of: Annotated[Time | None, Query(description="Effective time")] = None,
+    known_at: Annotated[Time | None, Query(description="Knowledge time")] = None,
 ) -> Response:
     decision = state.ledger.can_send(
         location_id, contact_id, channel, direction=direction, mode=mode,
@@ -304,7 +309,7 @@ def can_send(
     tags=["queries"],
     summary="Many can-send decisions in one call (up to 1,000)",
     response_model=BatchOut,
-    responses=_errors(401, 403, 422),
+    responses=_errors(401, 403, 422, 503),
 )
 def can_send_batch(body: CanSendBatchIn, state: State, token: AnyReader) -> Response:
     """Each item is answered in order with its ``decision`` (the ``can-send`` object) or
@@ -330,6 +335,9 @@ def can_send_batch(body: CanSendBatchIn, state: State, token: AnyReader) -> Resp
             result["decision"] = decision.to_json()
         except UnknownContact as e:
             result["error"] = {"status": 404, "detail": str(e)}
+        except LedgerUnavailable as e:
+            # Fail closed, item by item: no decision from views that may be stale.
+            result["error"] = {"status": 503, "detail": str(e)}
         except LedgerError as e:
             result["error"] = {"status": 422, "detail": str(e)}
         results.append(result)
@@ -358,7 +366,7 @@ def render_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     summary="The compliance audit trail (json, jsonl or csv)",
     responses={
         200: {"content": {t: {} for t in AUDIT_TYPES.values()}},
-        **_errors(401, 403, 404, 422),
+        **_errors(401, 403, 404, 422, 503),
     },
 )
 def audit_export(
@@ -366,15 +374,16 @@ def audit_export(
     state: State,
     _: AuditReader,
     contact_id: str | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="Occurred at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Occurred at or before")] = None,
+    since: Annotated[Time | None, Query(description="Occurred at or after")] = None,
+    until: Annotated[Time | None, Query(description="Occurred at or before")] = None,
     format: Literal["json", "jsonl", "csv"] = "json",
 ) -> Response:
     """One row per event, in log order, as ``dnd-ledger audit --format``."""
     ledger = state.ledger
     if contact_id is not None:
         ledger.status(location_id, contact_id)  # an unknown contact is a 404, not "no events"
-    ledger.refresh_views()
+    else:
+        ledger.ensure_current()
     rows = ledger.views.audit(location_id, contact_id, since, until)
     headers = {}
     if format == "csv":

@@ -28,6 +28,7 @@ from dnd_ledger.domain.errors import (
     Conflict,
     InvalidInput,
     LedgerError,
+    LedgerUnavailable,
     PermanentDnd,
     UnknownContact,
 )
@@ -41,6 +42,7 @@ DEV_ENV = "DND_LEDGER_SERVE_DEV"
 CONFIG_ENV = "DND_LEDGER_CONFIG"
 
 _LEDGER_STATUS: list[tuple[type[LedgerError], int]] = [
+    (LedgerUnavailable, 503),
     (UnknownContact, 404),
     (PermanentDnd, 409),
     (AttestationRequired, 409),
@@ -54,6 +56,10 @@ def ledger_status(error: LedgerError) -> int:
         if isinstance(error, kind):
             return status
     return 422
+
+
+def unavailable_json(exc: LedgerUnavailable) -> dict[str, Any]:
+    return {"detail": str(exc), "lag": exc.lag}
 
 
 def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -71,6 +77,12 @@ def _install_handlers(app: FastAPI) -> None:
         status = ledger_status(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
         return _problem(status, str(exc), headers)
+
+    @app.exception_handler(LedgerUnavailable)
+    def on_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # Fail closed: no decision, and a write that was not stored is never a 2xx.
+        assert isinstance(exc, LedgerUnavailable)
+        return JSONResponse(unavailable_json(exc), status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(AuthError)
     def on_auth_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -150,6 +162,15 @@ def create_app(
     app.include_router(api.router)
     app.include_router(pages.router)
 
+    @app.get(
+        "/readyz",
+        tags=["service"],
+        summary="Readiness: the database answers and the views are at the log's head",
+        responses={503: {"description": "Not ready: the lag and the cause"}},
+    )
+    def readyz() -> Response:
+        return JSONResponse(*readiness(ledger))
+
     @app.get("/healthz", tags=["service"], summary="Liveness: the service and its database")
     def healthz() -> Response:
         try:
@@ -159,6 +180,26 @@ def create_app(
         return JSONResponse({"status": "ok", "database": ledger.db.engine})
 
     return app
+
+
+def readiness(ledger: DndLedger) -> tuple[dict[str, Any], int]:
+    """``/readyz``'s body and status: 200 only when decisions can be made."""
+    try:
+        ledger.ensure_current()  # the views hold every event stored before this call
+    except LedgerUnavailable as e:
+        return {"status": "unavailable", "lag": e.lag, "error": str(e), **_stuck(ledger)}, 503
+    return {"status": "ready", "lag": 0, "error": None}, 200
+
+
+def _stuck(ledger: DndLedger) -> dict[str, Any]:
+    try:
+        found = ledger.projector.error()
+    except Exception:
+        return {}
+    if found is None:
+        return {}
+    position, error, at = found
+    return {"stuck_at": {"position": position, "error": error, "since": at}}
 
 
 def create_app_from_env() -> FastAPI:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from dnd_ledger.domain.errors import LedgerError, UnknownContact
+from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel
 from dnd_ledger.web.auth import SESSION_COOKIE, AuthError, TokenBook
 from dnd_ledger.web.config import ApiToken
@@ -118,10 +118,14 @@ def audit_page(location_id: str, contact_id: str, request: Request) -> Response:
         view = ledger.status(location_id, contact_id)
     except UnknownContact as e:
         return render("error.html", 404, token.name, title="Unknown contact", detail=str(e))
+    except LedgerUnavailable as e:
+        return render(
+            "error.html", 503, token.name, title="The ledger is unavailable",
+            detail=f"No state is shown, since it may be out of date: {e}",
+        )  # fmt: skip
     except LedgerError as e:
         return render("error.html", 422, token.name, title="Invalid request", detail=str(e))
-    ledger.refresh_views()
-    rows = ledger.views.audit(location_id, contact_id)
+    rows = ledger.views.audit(location_id, contact_id)  # as current as the status above
     channels = [
         {
             "label": LABELS[ch],
