@@ -13,6 +13,7 @@ import click
 from dnd_ledger.audit_format import render_audit
 from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json, table
+from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.projections.schema import VIEWS
 
 
@@ -35,7 +36,7 @@ def audit_trail(
     Example: dnd-ledger audit loc-1 c-42 --format csv
     """
     ledger = c.ledger
-    ledger.refresh_views()
+    ledger.ensure_current()
     rows = ledger.views.audit(location, contact_id, since, until)
     out = render_audit(rows, fmt)
     if out:
@@ -54,18 +55,32 @@ def projections() -> None:
 def projections_status(c: Ctx, as_json: bool) -> None:
     """Each view's position in the log and how far behind it is.
 
+    When the views are stuck on an event they could not apply, it names the event's
+    position and the error, and exits with status 3 (decisions fail closed meanwhile).
+
     Example: dnd-ledger projections status --json
     """
     ledger = c.ledger
     head = ledger.projector.head()
     positions = ledger.projector.positions()
+    stuck = ledger.projector.error()
+    error = None
+    if stuck is not None and stuck[0] > min(positions.values()):
+        error = f"stuck at position {stuck[0]} since {stuck[2]}: {stuck[1]}"
     views = [
-        {"view": v, "position": p, "head": head, "lag": head - p} for v, p in positions.items()
+        {"view": v, "position": p, "head": head, "lag": head - p, "error": error if p < head else None}
+        for v, p in positions.items()
     ]
     if as_json:
         emit_json(views)
     else:
-        click.echo(table(["view", "position", "head", "lag"], [list(v.values()) for v in views]))
+        click.echo(
+            table(["view", "position", "head", "lag"], [list(v.values())[:4] for v in views])
+        )
+        if error:
+            click.echo(f"views {error}")
+    if error:
+        sys.exit(3)
 
 
 @projections.command("rebuild")
@@ -109,7 +124,11 @@ def projections_run(c: Ctx, follow: bool, interval: float) -> None:
     click.echo(f"applied {total} events")
     while follow:
         time.sleep(interval)
-        n = ledger.projector.catch_up()
+        try:
+            n = ledger.projector.catch_up()
+        except LedgerUnavailable as e:  # recorded for every process; tried again next turn
+            click.echo(f"Error: {e}", err=True)
+            continue
         ledger.notary.keep_up()
         if n:
             click.echo(f"applied {n} events")
@@ -126,7 +145,7 @@ def stats(c: Ctx, location: str | None, as_json: bool) -> None:
     Example: dnd-ledger stats loc-1 --json
     """
     ledger = c.ledger
-    ledger.refresh_views()
+    ledger.ensure_current()
     data = ledger.views.stats(location)
     if as_json:
         emit_json(data)

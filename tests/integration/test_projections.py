@@ -1064,7 +1064,9 @@ class TestAuditAtTheCommandLine:
 
     def test_projections_status_shows_positions_and_no_lag(self, scenario: Scenario) -> None:
         out = run_cli(scenario.db, "projections", "status", "--json").stdout
-        assert json.loads(out) == [{"view": v, "position": 17, "head": 17, "lag": 0} for v in VIEWS]
+        assert json.loads(out) == [
+            {"view": v, "position": 17, "head": 17, "lag": 0, "error": None} for v in VIEWS
+        ]
         table_out = run_cli(scenario.db, "projections", "status").stdout.split("\n")
         assert table_out[0].split() == ["view", "position", "head", "lag"]
         assert [line.split() for line in table_out[2:6]] == [[v, "17", "17", "0"] for v in VIEWS]
