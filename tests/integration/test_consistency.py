@@ -195,3 +195,30 @@ class TestTimesAtTheDoor:
 def _view_rows(ledger: DndLedger) -> dict[str, list[tuple[Any, ...]]]:
     tables = ("dnd_status_contacts", "dnd_status_channels", "dnd_audit", "dnd_address_index")
     return {t: ledger.sql.fetchall(f"SELECT * FROM {t} ORDER BY 1, 2, 3") for t in tables}
+
+
+@pytest.mark.postgres
+def test_a_locked_view_table_fails_decisions_closed_until_it_is_released(
+    pg_url: str, clock: Clock
+) -> None:
+    import psycopg
+
+    ledger = DndLedger(pg_url, pii_key=KEY, clock=clock, view_deadline=3)
+    try:
+        ledger.execute(c.RegisterContact("loc-1", "ada", (P,)))
+        assert ledger.can_send("loc-1", "ada", SMS).allowed
+        with psycopg.connect(pg_url) as other:
+            other.execute("LOCK TABLE dnd_status_channels IN ACCESS EXCLUSIVE MODE")
+            # The STOP is stored: its view rows wait for the lock, then give way.
+            ledger.execute(c.ReceiveInbound("loc-1", SMS, P, "STOP", "SM1"))
+            assert ledger.projector.head() > min(ledger.projector.positions().values())
+            for _ in range(2):
+                with pytest.raises(LedgerUnavailable) as caught:
+                    ledger.can_send("loc-1", "ada", SMS)
+                assert caught.value.lag is not None and caught.value.lag > 0
+            other.rollback()  # the lock is released
+        decision = ledger.can_send("loc-1", "ada", SMS)
+        assert not decision.allowed and decision.event == "OptOutKeyword"
+        assert ledger.projector.error() is None
+    finally:
+        ledger.close()
