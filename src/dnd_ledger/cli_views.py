@@ -68,7 +68,13 @@ def projections_status(c: Ctx, as_json: bool) -> None:
     if stuck is not None and stuck[0] > min(positions.values()):
         error = f"stuck at position {stuck[0]} since {stuck[2]}: {stuck[1]}"
     views = [
-        {"view": v, "position": p, "head": head, "lag": head - p, "error": error if p < head else None}
+        {
+            "view": v,
+            "position": p,
+            "head": head,
+            "lag": head - p,
+            "error": error if p < head else None,
+        }
         for v, p in positions.items()
     ]
     if as_json:
