@@ -110,7 +110,8 @@ class TestFailClosed:
         ):
             with pytest.raises(LedgerUnavailable, match="could not be applied") as caught:
                 query()
-            assert caught.value.lag is not None and caught.value.lag > 0
+            assert caught.value.lag is not None
+            assert caught.value.lag > 0
         found = ledger.projector.error()
         assert found is not None
         position, error, _at = found
@@ -215,10 +216,12 @@ def test_a_locked_view_table_fails_decisions_closed_until_it_is_released(
             for _ in range(2):
                 with pytest.raises(LedgerUnavailable) as caught:
                     ledger.can_send("loc-1", "ada", SMS)
-                assert caught.value.lag is not None and caught.value.lag > 0
+                assert caught.value.lag is not None
+                assert caught.value.lag > 0
             other.rollback()  # the lock is released
         decision = ledger.can_send("loc-1", "ada", SMS)
-        assert not decision.allowed and decision.event == "OptOutKeyword"
+        assert not decision.allowed
+        assert decision.event == "OptOutKeyword"
         assert ledger.projector.error() is None
     finally:
         ledger.close()

@@ -87,7 +87,8 @@ def test_no_worker_answers_allowed_after_an_acknowledged_stop_or_dnd_set(
                     public_url=PUBLIC,
                 )  # fmt: skip
                 r = writer.post(inbound_path(), content=body, headers=headers)
-                assert r.status_code == 200 and r.headers["x-ledger-result"] == "appended"
+                assert r.status_code == 200
+                assert r.headers["x-ledger-result"] == "appended"
                 allowed_after_stop += hammer(clients, pool, f"c{i}", "sms")
 
                 assert hammer(clients, pool, f"c{i}", "email") == 3 * len(clients)
