@@ -31,7 +31,6 @@ from dnd_ledger.domain.errors import (
     Conflict,
     InvalidInput,
     LedgerError,
-    LedgerUnavailable,
     UnknownContact,
 )
 from dnd_ledger.domain.keywords import normalise
@@ -68,10 +67,9 @@ from dnd_ledger.pii import (
     normalise_email,
     normalise_phone,
 )
-from dnd_ledger.projections.freshness import FreshnessGate
+from dnd_ledger.projections.freshness import ViewFreshness
 from dnd_ledger.projections.projector import Projector
 from dnd_ledger.projections.queries import ViewReader
-from dnd_ledger.projections.schema import VIEWS
 from dnd_ledger.replay import SqlReplayCache
 from dnd_ledger.transcoding import LedgerTranscoder
 
@@ -242,8 +240,14 @@ class DndLedger(Application[UUID]):
         # Every query is preceded by a check of the log's head against the views
         # that started after the query arrived (shared by concurrent queries).
         self._views_lock = threading.Lock()
-        self._head_statement = self._head_query()
-        self._gate = FreshnessGate(self._check_current, deadline=view_deadline)
+        self.freshness = ViewFreshness(
+            self.projector,
+            self.views,
+            self.notary,
+            self._views_lock,
+            events_table=self._sql_recorder.events_table_name,
+            deadline=view_deadline,
+        )
 
     def close(self) -> None:
         self.views.close()
@@ -870,64 +874,7 @@ class DndLedger(Application[UUID]):
     def ensure_current(self) -> None:
         """Return once the views reflect every write acknowledged before this call, in
         any process sharing the database; else raise :class:`LedgerUnavailable`."""
-        self._gate.ensure()
-
-    def _head_query(self) -> str:
-        """One statement: the log's head and each view's tracking position."""
-        recorder = self._sql_recorder
-        names = ", ".join(f"'{self.projector.tracking_name(v)}'" for v in VIEWS)
-        if self.db.engine == "postgres":
-            events = self.projector.qualified(recorder.events_table_name)
-            head = f"SELECT MAX(notification_id) FROM {events}"
-        else:
-            head = f"SELECT MAX(rowid) FROM {recorder.events_table_name}"
-        return (
-            f"SELECT ({head}), application_name, MAX(notification_id)"
-            f" FROM {self.projector.tracking_table()} WHERE application_name IN ({names})"
-            " GROUP BY application_name"
-        )
-
-    def _check_current(self) -> None:
-        """The check behind :meth:`ensure_current`: the log's head against the views."""
-        rows = self.views.read(self._head_statement)
-        head = int(rows[0][0] or 0) if rows else int(self.projector.head())
-        low = min((int(r[2] or 0) for r in rows), default=0) if len(rows) == len(VIEWS) else 0
-        if low >= head and self.projector.cached_at == low:
-            # The views hold every stored event, and so do this process's caches.
-            self._keep_notary_up()
-            return
-        deadline = time.monotonic() + self._gate.deadline
-        if not self._views_lock.acquire(timeout=self._gate.deadline):
-            raise LedgerUnavailable(
-                f"the views could not be shown current within {self._gate.deadline:g} s"
-                " (another thread holds them)",
-                lag=head - low,
-            )
-        try:
-            self.projector.catch_up(deadline=deadline)
-        except LedgerUnavailable:
-            raise
-        except Exception as e:
-            raise LedgerUnavailable(
-                f"the views could not be brought to the log's head: {type(e).__name__}",
-                lag=head - low,
-            ) from e
-        finally:
-            self._views_lock.release()
-        self._keep_notary_up()
-
-    def _keep_notary_up(self) -> None:
-        """The notary follows the log when the ledger is used (at most once a second).
-        Its failure never fails a write that committed or a query: ``verify`` and
-        ``projections status`` show a notary that lags."""
-        if not self._views_lock.acquire(blocking=False):
-            return
-        try:
-            self.notary.keep_up()
-        except Exception as e:  # logged; the notary catches up on its next turn
-            _log.warning("the notary could not catch up: %s: %s", type(e).__name__, e)
-        finally:
-            self._views_lock.release()
+        self.freshness.ensure()
 
     def status(
         self,

@@ -13,11 +13,20 @@ check-duration, not one per request.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from dnd_ledger.domain.errors import LedgerUnavailable
+from dnd_ledger.projections.schema import VIEWS
+
+if TYPE_CHECKING:
+    from dnd_ledger.projections.projector import Projector
+    from dnd_ledger.projections.queries import ViewReader
+
+_log = logging.getLogger("dnd_ledger")
 
 
 class FreshnessGate:
@@ -27,27 +36,34 @@ class FreshnessGate:
     def __init__(self, check: Callable[[], None], *, deadline: float) -> None:
         self._check = check
         self.deadline = deadline
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._started = 0  # checks begun
         self._finished = 0  # checks ended (they run one at a time, so in order)
         self._running = False
+        self._waiting = 0  # callers waiting on the condition
         self._error: BaseException | None = None  # the last finished check's failure
 
     def ensure(self) -> None:
-        give_up = time.monotonic() + self.deadline
+        give_up: float | None = None
         with self._cond:
             need = self._started + 1  # the first check to start after this call
             while self._finished < need:
                 if not self._running:
                     self._run()
                     continue
+                if give_up is None:
+                    give_up = time.monotonic() + self.deadline
                 left = give_up - time.monotonic()
                 if left <= 0:
                     raise LedgerUnavailable(
                         f"the views could not be shown current within {self.deadline:g} s"
                         " (a check of the log is still running)"
                     )
-                self._cond.wait(left)
+                self._waiting += 1
+                try:
+                    self._cond.wait(left)
+                finally:
+                    self._waiting -= 1
             error = self._error
         if error is None:
             return
@@ -73,7 +89,104 @@ class FreshnessGate:
             self._running = False
             self._finished = number
             self._error = error
-            self._cond.notify_all()
+            if self._waiting:
+                self._cond.notify_all()
 
 
-__all__ = ["FreshnessGate"]
+class ViewFreshness:
+    """The check every query passes: the log's head against the views' positions.
+
+    If the views hold every stored event and this process's caches agree with
+    them, it passes at once. Otherwise it catches the views up (under the lock
+    the writer holds while it projects its own events), within the deadline, or
+    raises :class:`LedgerUnavailable`. On a SQLite file, ``PRAGMA data_version``
+    tells a thread's reading connection whether anyone committed since its last
+    passed check: if nobody did, nothing can have changed, and the check is that
+    one pragma.
+    """
+
+    def __init__(
+        self,
+        projector: Projector,
+        views: ViewReader,
+        notary: Any,
+        lock: threading.Lock,
+        *,
+        events_table: str,
+        deadline: float,
+    ) -> None:
+        self.projector = projector
+        self.views = views
+        self.notary = notary
+        self.lock = lock
+        self.deadline = deadline
+        self._statement = self._head_statement(events_table)
+        self._local = threading.local()
+        self.gate = FreshnessGate(self._check, deadline=deadline)
+
+    def ensure(self) -> None:
+        self.gate.ensure()
+
+    def _head_statement(self, events_table: str) -> str:
+        """One statement: the log's head and each view's tracking position."""
+        p = self.projector
+        names = ", ".join(f"'{p.tracking_name(v)}'" for v in VIEWS)
+        if p.sql.dialect == "postgres":
+            head = f"SELECT MAX(notification_id) FROM {p.qualified(events_table)}"
+        else:
+            head = f"SELECT MAX(rowid) FROM {events_table}"
+        return (
+            f"SELECT ({head}), application_name, MAX(notification_id)"
+            f" FROM {p.tracking_table()} WHERE application_name IN ({names})"
+            " GROUP BY application_name"
+        )
+
+    def _check(self) -> None:
+        version = self.views.data_version()
+        passed = getattr(self._local, "passed", None)
+        if version is not None and passed == (version, self.projector.cached_at):
+            self.keep_notary_up()  # nobody committed since this thread's last check
+            return
+        rows = self.views.read(self._statement)
+        head = int(rows[0][0] or 0) if rows else int(self.projector.head())
+        low = min((int(r[2] or 0) for r in rows), default=0) if len(rows) == len(VIEWS) else 0
+        if low < head or self.projector.cached_at != low:
+            self._catch_up(head - low)
+        if version is not None:
+            self._local.passed = (version, self.projector.cached_at)
+        self.keep_notary_up()
+
+    def _catch_up(self, lag: int) -> None:
+        deadline = time.monotonic() + self.deadline
+        if not self.lock.acquire(timeout=self.deadline):
+            raise LedgerUnavailable(
+                f"the views could not be shown current within {self.deadline:g} s"
+                " (another thread holds them)",
+                lag=lag,
+            )
+        try:
+            self.projector.catch_up(deadline=deadline)
+        except LedgerUnavailable:
+            raise
+        except Exception as e:
+            raise LedgerUnavailable(
+                f"the views could not be brought to the log's head: {type(e).__name__}",
+                lag=lag,
+            ) from e
+        finally:
+            self.lock.release()
+
+    def keep_notary_up(self) -> None:
+        """The notary follows the log when the ledger is used (at most once a second).
+        Its failure never fails a query: ``verify`` shows a notary that lags."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            self.notary.keep_up()
+        except Exception as e:  # logged; the notary catches up on its next turn
+            _log.warning("the notary could not catch up: %s: %s", type(e).__name__, e)
+        finally:
+            self.lock.release()
+
+
+__all__ = ["FreshnessGate", "ViewFreshness"]

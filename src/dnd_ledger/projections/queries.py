@@ -159,6 +159,14 @@ class ViewReader:
             raise LedgerUnavailable(f"the views cannot be read: {e}") from None
         return rows
 
+    def data_version(self) -> int | None:
+        """On a SQLite file: this thread's reading connection's ``PRAGMA data_version``,
+        which changes whenever any connection commits; None on other engines."""
+        if self._postgres is not None or self._sqlite_path is None:
+            return None
+        rows = self._read("PRAGMA data_version", ())
+        return int(rows[0][0]) if self._sqlite_path is not None else None
+
     def read(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """One statement through this thread's reading connection (bounded in time)."""
         return self._read(statement, params)
