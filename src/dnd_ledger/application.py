@@ -21,6 +21,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
 
 from dnd_ledger import commands as cmd
+from dnd_ledger import textcheck
 from dnd_ledger.cache import DEFAULT_BUDGET, EventBudgetCache
 from dnd_ledger.commands import Command, Outcome
 from dnd_ledger.domain.address import Address, Signal, address_uuid
@@ -454,6 +455,7 @@ class DndLedger(Application[UUID]):
             raise InvalidInput(f"unknown command {type(c).__name__}")
         # A refused command leaves no trace in the batch: its guards run before
         # it triggers any event, and what it created for itself is dropped.
+        textcheck.check_command(c)  # nothing unchecked reaches the database
         mark, pii = len(unit.created), len(self._pii_pending)
         try:
             return handler(self, unit, c)
@@ -644,8 +646,9 @@ class DndLedger(Application[UUID]):
             raise InvalidInput(f"message body is longer than {MAX_TEXT} characters")
         ref = self._phone_refs([c.from_address])[0]
         at = self._time(unit, c.occurred_at)
-        ours = self.policy.classify_inbound(c.body)
-        theirs = (c.provider_opt_out_type or "").strip().upper() or None
+        body = textcheck.clean_body(c.body)  # always classified and recorded, never refused
+        ours = self.policy.classify_inbound(body)
+        theirs = textcheck.clean_body(c.provider_opt_out_type or "").strip().upper() or None
         effective = ours
         if theirs == "STOP" and ours is not InboundClass.OPT_OUT:
             effective = InboundClass.OPT_OUT  # the provider already blocks: the safe side
@@ -654,16 +657,18 @@ class DndLedger(Application[UUID]):
         }[theirs] is not ours  # fmt: skip
         detail: dict[str, Any] = {
             "address_ref": ref,
-            "body_ref": self._ref("text", c.body),
+            "body_ref": self._ref("text", body),
             "classification": ours.value,
             "message_id": message_id,
         }
+        if body != c.body:  # the reference of the text exactly as received
+            detail["received_ref"] = self.keyring.ref("text", textcheck.exact(c.body))
         if theirs:
             detail["provider_opt_out_type"] = theirs
             detail["disagreement"] = disagreement
         ch = c.channel
         if effective is InboundClass.OPT_OUT:
-            word = normalise(c.body).upper()[:32]
+            word = normalise(body).upper()[:32]
             event = "OptOutKeyword"
             effect = Effect(Op.BLOCK, (ch,), DndKind.PERMANENT, code=word or theirs,
                             message=f"opt-out keyword on {ch.value}", origin=ref)  # fmt: skip
@@ -980,7 +985,7 @@ def _check_id(name: str, value: str) -> None:
     if not value or not value.strip():
         raise InvalidInput(f"{name} is empty")
     if len(value) > MAX_ID or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise InvalidInput(f"{name} {value[:40]!r} is too long or has control characters")
+        raise InvalidInput(f"{name} is longer than {MAX_ID} characters or has control characters")
 
 
 def _required(name: str, value: str | None, limit: int = 256) -> str:
