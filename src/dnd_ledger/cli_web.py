@@ -110,7 +110,7 @@ def serve(
         f"(public URL {public_url}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
-    log = {"access_log": access_log, "log_level": "info", "proxy_headers": True}
+    log = {"access_log": access_log, "log_level": "info", **config.serve_options()}
     if workers == 1:
         try:
             app = create_app(ledger, config, dev=dev, public_url=public_url)

@@ -23,6 +23,8 @@ from dnd_ledger.domain.errors import LedgerError, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
 from dnd_ledger.web.auth import TokenBook
 from dnd_ledger.web.config import ApiToken
+from dnd_ledger.web.limits import batch_within_limit
+from dnd_ledger.web.params import QueryTime
 from dnd_ledger.web.state import State, any_location, for_location
 
 router = APIRouter(prefix="/v1")
@@ -175,7 +177,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "The token lacks the role (or the location)",
         404: "Unknown contact",
         409: "Refused by the ledger's rules (e.g. permanent DND); the detail names the cause",
-        422: "Invalid input",
+        413: "The body is over max_body_bytes",
+        422: "Invalid input (including a body that is not JSON)",
         503: "Concurrent writers kept colliding: retry",
     }
     return {c: {"model": ErrorOut, "description": words[c]} for c in codes}
@@ -197,7 +200,7 @@ def _channels(value: list[Channel] | Literal["all"]) -> tuple[Channel, ...]:
     tags=["contacts"],
     summary="Register a contact (or add addresses to it)",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 422),
+    responses=_errors(401, 403, 413, 422, 503),
 )
 def register_contact(location_id: str, body: RegisterIn, state: State, _: Writer) -> Response:
     command = cmd.RegisterContact(
@@ -212,7 +215,7 @@ def register_contact(location_id: str, body: RegisterIn, state: State, _: Writer
     tags=["dnd"],
     summary="Set or clear DND from the contact record",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 404, 409, 422),
+    responses=_errors(401, 403, 404, 409, 413, 422, 503),
 )
 def change_dnd(location_id: str, contact_id: str, body: DndIn, state: State, _: Writer) -> Response:
     """``set`` records temporary DND. ``clear`` lifts temporary DND only; permanent DND
@@ -240,7 +243,7 @@ def change_dnd(location_id: str, contact_id: str, body: DndIn, state: State, _: 
     tags=["dnd"],
     summary="Support-approved opt-in (lifts permanent DND too)",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 404, 422),
+    responses=_errors(401, 403, 404, 413, 422, 503),
 )
 def approve_opt_in(
     location_id: str, contact_id: str, body: OptInIn, state: State, _: Supporter
@@ -267,8 +270,8 @@ def dnd_status(
     contact_id: str,
     state: State,
     _: Reader,
-    as_of: Annotated[AwareDatetime | None, Query(description="Effective time")] = None,
-    known_at: Annotated[AwareDatetime | None, Query(description="Knowledge time")] = None,
+    as_of: Annotated[QueryTime | None, Query(description="Effective time")] = None,
+    known_at: Annotated[QueryTime | None, Query(description="Knowledge time")] = None,
 ) -> Response:
     view = state.ledger.status(location_id, contact_id, as_of=as_of, known_at=known_at)
     return _json(view.to_json())
@@ -289,8 +292,8 @@ def can_send(
     _: Reader,
     mode: Mode = Mode.AUTOMATED,
     direction: Direction = Direction.OUTBOUND,
-    as_of: Annotated[AwareDatetime | None, Query(description="Effective time")] = None,
-    known_at: Annotated[AwareDatetime | None, Query(description="Knowledge time")] = None,
+    as_of: Annotated[QueryTime | None, Query(description="Effective time")] = None,
+    known_at: Annotated[QueryTime | None, Query(description="Knowledge time")] = None,
 ) -> Response:
     decision = state.ledger.can_send(
         location_id, contact_id, channel, direction=direction, mode=mode,
@@ -304,9 +307,14 @@ def can_send(
     tags=["queries"],
     summary="Many can-send decisions in one call (up to 1,000)",
     response_model=BatchOut,
-    responses=_errors(401, 403, 422),
+    responses=_errors(401, 403, 413, 422),
 )
-def can_send_batch(body: CanSendBatchIn, state: State, token: AnyReader) -> Response:
+def can_send_batch(
+    token: AnyReader,
+    _: Annotated[None, Depends(batch_within_limit)],
+    body: CanSendBatchIn,
+    state: State,
+) -> Response:
     """Each item is answered in order with its ``decision`` (the ``can-send`` object) or
     an ``error`` (e.g. an unknown contact) that does not fail the other items."""
     if len(body.items) > state.config.max_batch:
@@ -366,8 +374,8 @@ def audit_export(
     state: State,
     _: AuditReader,
     contact_id: str | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="Occurred at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Occurred at or before")] = None,
+    since: Annotated[QueryTime | None, Query(description="Occurred at or after")] = None,
+    until: Annotated[QueryTime | None, Query(description="Occurred at or before")] = None,
     format: Literal["json", "jsonl", "csv"] = "json",
 ) -> Response:
     """One row per event, in log order, as ``dnd-ledger audit --format``."""
