@@ -116,7 +116,7 @@ def serve(
             app = create_app(ledger, config, dev=dev, public_url=public_url)
         except ConfigError as e:
             raise click.ClickException(str(e)) from e
-        uvicorn.run(app, host=host, port=port, **log)  # type: ignore[arg-type]
+        uvicorn.run(app, host=host, port=port, **log)
         return
     # Several processes: each worker builds its own app (and ledger) from the environment.
     c.close()
@@ -137,7 +137,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            **log,  # type: ignore[arg-type]
+            **log,
         )
     )
 
