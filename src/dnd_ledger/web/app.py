@@ -192,7 +192,7 @@ def create_app_from_env() -> FastAPI:
 
     dev = os.environ.get(DEV_ENV, "") == "1"
     config = load_config(os.environ.get(CONFIG_ENV) or None)
-    ledger = Settings.from_env().open()
+    ledger = Settings.from_env().open(create=False)  # serve checked it exists
     try:
         return create_app(ledger, config, dev=dev, close_ledger=True)
     except BaseException:
