@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dnd_ledger import commands as cmd
+from dnd_ledger import textcheck
 from dnd_ledger.audit_format import audit_csv, render_audit
 from dnd_ledger.cli_output import outcome_json
 from dnd_ledger.domain.errors import LedgerError, UnknownContact
@@ -330,6 +331,11 @@ def can_send_batch(
             "contact_id": item.contact_id,
             "channel": item.channel.value,
         }
+        bad = textcheck.problem(item.location_id) or textcheck.problem(item.contact_id)
+        if bad is not None:  # checked before any query: this item fails, not the batch
+            result["error"] = {"status": 422, "detail": f"an id {bad}"}
+            results.append(result)
+            continue
         try:
             decision = state.ledger.can_send(
                 item.location_id, item.contact_id, item.channel,
