@@ -17,7 +17,10 @@ Optional keys: per token ``locations = ["loc-1", ...]`` (default: every
 location); ``session_secret`` (signs the audit page's session cookie; derived
 from the file's secrets when absent); ``session_hours`` (8);
 ``mailgun_max_age_seconds`` (900: how far a Mailgun signature's timestamp may be
-from now); ``max_batch`` (1000: triples per ``can-send:batch`` call).
+from now); ``max_batch`` (1000: triples per ``can-send:batch`` call). Limits:
+``max_body_bytes`` (1 MB), ``max_webhook_bytes`` (64 KB), ``keep_alive_seconds``
+(5), ``max_concurrency`` (1000), ``max_header_bytes`` (16 KB) and
+``forwarded_allow_ips`` (the proxies whose ``X-Forwarded-*`` are believed; none).
 
 Secrets are checked before the service starts: an empty one, a placeholder
 (``<...>``, ``changeme``, the documented example values, one repeated
