@@ -186,3 +186,37 @@ def test_cli_history_and_audit_never_print_raw_escapes(tmp_path: Path) -> None:
     for args in (("history", L, "ada"), ("audit", L, "ada", "--format", "csv")):
         out = run(*args)
         assert "\x1b" not in out
+
+
+# -- ingest: a bad line never stops the others, on any engine -------------------------------
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_ingest_with_nul_lines_records_every_good_line(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = str(tmp_path / "l.db") if engine == "sqlite" else request.getfixturevalue("pg_url")
+    env = {"DND_LEDGER_PII_KEY": "00112233445566778899aabbccddeeff", "DND_LEDGER_PII_KEY_FILE": ""}
+    runner = CliRunner()
+    assert runner.invoke(dnd_ledger_cli, ["--db", db, "init"], env=env).exit_code == 0
+    lines = []
+    for i in range(1200):
+        body = "STOP\x00" if i == 7 else f"hello {i}"
+        sid = "SM\x00bad" if i == 9 else f"SM{i:05d}"
+        form = {"MessageSid": sid, "AccountSid": "AC01", "From": f"+1415555{i:04d}",
+                "To": "+14155550199", "Body": body}  # fmt: skip
+        lines.append(json.dumps(form))
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(
+        dnd_ledger_cli,
+        ["--db", db, "ingest", str(path), "--format", "twilio-inbound", "--location", L, "--json"],
+        env=env,
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    summary = json.loads(result.stdout)
+    assert summary["rejected"] == 1  # the NUL MessageSid, named by its line
+    assert summary["errors"][0]["line"] == 10
+    assert "\x00" not in summary["errors"][0]["error"]
+    assert summary["appended"] == 1  # the STOP, recorded; "hello" lines are ignored
+    assert summary["ignored"] == 1198
