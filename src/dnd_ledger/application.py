@@ -22,6 +22,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
 
 from dnd_ledger import commands as cmd
+from dnd_ledger import textcheck
 from dnd_ledger.cache import DEFAULT_BUDGET, EventBudgetCache
 from dnd_ledger.commands import Command, Outcome
 from dnd_ledger.domain.address import Address, Signal, address_uuid
@@ -486,6 +487,7 @@ class DndLedger(Application[UUID]):
             raise InvalidInput(f"unknown command {type(c).__name__}")
         # A refused command leaves no trace in the batch: its guards run before
         # it triggers any event, and what it created for itself is dropped.
+        textcheck.check_command(c)  # nothing unchecked reaches the database
         mark, pii = len(unit.created), len(self._pii_pending)
         try:
             return handler(self, unit, c)
@@ -676,8 +678,9 @@ class DndLedger(Application[UUID]):
             raise InvalidInput(f"message body is longer than {MAX_TEXT} characters")
         ref = self._phone_refs([c.from_address])[0]
         at = self._time(unit, c.occurred_at)
-        ours = self.policy.classify_inbound(c.body)
-        theirs = (c.provider_opt_out_type or "").strip().upper() or None
+        body = textcheck.clean_body(c.body)  # always classified and recorded, never refused
+        ours = self.policy.classify_inbound(body)
+        theirs = textcheck.clean_body(c.provider_opt_out_type or "").strip().upper() or None
         effective = ours
         if theirs == "STOP" and ours is not InboundClass.OPT_OUT:
             effective = InboundClass.OPT_OUT  # the provider already blocks: the safe side
@@ -686,16 +689,18 @@ class DndLedger(Application[UUID]):
         }[theirs] is not ours  # fmt: skip
         detail: dict[str, Any] = {
             "address_ref": ref,
-            "body_ref": self._ref("text", c.body),
+            "body_ref": self._ref("text", body),
             "classification": ours.value,
             "message_id": message_id,
         }
+        if body != c.body:  # the reference of the text exactly as received
+            detail["received_ref"] = self.keyring.ref("text", textcheck.exact(c.body))
         if theirs:
             detail["provider_opt_out_type"] = theirs
             detail["disagreement"] = disagreement
         ch = c.channel
         if effective is InboundClass.OPT_OUT:
-            word = normalise(c.body).upper()[:32]
+            word = normalise(body).upper()[:32]
             event = "OptOutKeyword"
             effect = Effect(Op.BLOCK, (ch,), DndKind.PERMANENT, code=word or theirs,
                             message=f"opt-out keyword on {ch.value}", origin=ref)  # fmt: skip
@@ -913,10 +918,16 @@ class DndLedger(Application[UUID]):
         mode: Mode = Mode.AUTOMATED,
         as_of: datetime | None = None,
         known_at: datetime | None = None,
+        checked: bool = False,
     ) -> Decision:
-        """May we message this contact on this channel? One view row on the hot path."""
+        """May we message this contact on this channel? One view row on the hot path.
+
+        ``checked``: the caller has just called :meth:`ensure_current` for this very
+        request (a batch of decisions shares one check); never pass it otherwise.
+        """
         if as_of is None and known_at is None:
-            self.ensure_current()
+            if not checked:
+                self.ensure_current()
             found = self.views.channel(location_id, contact_id, channel)
             if found is not None:
                 return decide_channel(found[0], found[1], channel, direction, mode)
@@ -1016,7 +1027,7 @@ def _check_id(name: str, value: str) -> None:
     if not value or not value.strip():
         raise InvalidInput(f"{name} is empty")
     if len(value) > MAX_ID or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise InvalidInput(f"{name} {value[:40]!r} is too long or has control characters")
+        raise InvalidInput(f"{name} is longer than {MAX_ID} characters or has control characters")
 
 
 def _required(name: str, value: str | None, limit: int = 256) -> str:

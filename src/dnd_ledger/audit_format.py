@@ -7,13 +7,13 @@ in CSV and table cells.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
 from dnd_ledger.cli_output import table
+from dnd_ledger.csv_safe import write_csv
 from dnd_ledger.projections.queries import AUDIT_FIELDS
+from dnd_ledger.textcheck import json_safe
 
 
 def _pairs(d: dict[str, str]) -> str:
@@ -21,22 +21,19 @@ def _pairs(d: dict[str, str]) -> str:
 
 
 def audit_csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(AUDIT_FIELDS)
-    for r in rows:
-        w.writerow(
-            [_pairs(r[f]) if f in ("before", "after") else ("" if r[f] is None else r[f])
-             for f in AUDIT_FIELDS]
-        )  # fmt: skip
-    return buf.getvalue()
+    """The audit trail as CSV; cells that a spreadsheet would run are neutralised."""
+    return write_csv(
+        AUDIT_FIELDS,
+        ([_pairs(r[f]) if f in ("before", "after") else r[f] for f in AUDIT_FIELDS]
+         for r in rows),
+    )  # fmt: skip
 
 
 def render_audit(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(rows, ensure_ascii=False)
+        return json_safe(json.dumps(rows, ensure_ascii=False))
     if fmt == "jsonl":
-        return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
+        return "\n".join(json_safe(json.dumps(r, ensure_ascii=False)) for r in rows)
     if fmt == "csv":
         return audit_csv(rows).rstrip("\n")
     body = [

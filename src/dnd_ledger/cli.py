@@ -28,6 +28,8 @@ from dnd_ledger.cli_output import (
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable
 from dnd_ledger.domain.policy import PolicyError
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
+from dnd_ledger.files import loose_files
+from dnd_ledger.opening import ledger_files, require_ledger
 from dnd_ledger.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,15 +109,20 @@ class Ctx:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._ledger: DndLedger | None = None
+        self.create = False  # only ``init`` creates a ledger (see opening.py)
 
     @property
     def ledger(self) -> DndLedger:
         if self._ledger is None:
+            database = self.settings.database
+            require_ledger(self.settings, database, create=self.create)
             try:
-                self._ledger = self.settings.open()
+                self._ledger = self.settings.open(create=self.create)
             except (OSError, sqlite3.Error, PersistenceError, psycopg.Error) as e:
-                where = self.settings.db
+                where = database.display
                 raise click.ClickException(f"cannot open the ledger at {where}: {e}") from e
+            for warning in loose_files(ledger_files(self.settings, database)):
+                click.echo(f"Warning: {warning}", err=True)
         return self._ledger
 
     def close(self) -> None:
@@ -188,6 +195,7 @@ def init(c: Ctx) -> None:
 
     Example: dnd-ledger --db ./ledger.db init
     """
+    c.create = True
     ledger = c.ledger
     click.echo(f"ledger ready at {ledger.db.display}")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from datetime import datetime
@@ -14,6 +13,7 @@ import click
 from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json, table
 from dnd_ledger.domain.errors import InvalidInput
+from dnd_ledger.files import write_private
 from dnd_ledger.notary.bundle import export_bundle
 from dnd_ledger.notary.notary import CheckpointRecord, format_time
 from dnd_ledger.notary.offline import (
@@ -64,9 +64,8 @@ def keys_generate(c: Ctx, out: str | None, name: str, force: bool) -> None:
         private, vkey = generate_key(name)
     except NoteError as e:
         raise click.BadParameter(str(e), param_hint="--name") from e
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
     try:
-        fd = os.open(path, flags, 0o600)
+        write_private(path, private, replace=force)  # 0600, even over a looser file
     except FileExistsError:
         raise click.ClickException(
             f"{path} already exists: refusing to replace a signing key (checkpoints it signed "
@@ -74,8 +73,6 @@ def keys_generate(c: Ctx, out: str | None, name: str, force: bool) -> None:
         ) from None
     except OSError as e:
         raise click.ClickException(f"cannot write {path}: {e}") from e
-    with os.fdopen(fd, "wb") as f:
-        f.write(private)
     click.echo(
         f"wrote the private key to {path}; use it with DND_LEDGER_SIGNING_KEY={path}", err=True
     )

@@ -13,10 +13,11 @@ from dnd_ledger.application import StatusView
 from dnd_ledger.commands import Outcome
 from dnd_ledger.domain.decide import Decision
 from dnd_ledger.domain.values import ALL_CHANNELS
+from dnd_ledger.textcheck import escape, json_safe
 
 
 def emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+    click.echo(json_safe(json.dumps(obj, ensure_ascii=False, default=str)))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -37,7 +38,7 @@ def _cell(v: Any) -> str:
         return "-"
     if isinstance(v, datetime):
         return v.isoformat(timespec="seconds")
-    return str(v)
+    return escape(str(v))  # stored control characters never reach the terminal raw
 
 
 def outcome_json(o: Outcome) -> dict[str, Any]:
@@ -69,4 +70,6 @@ def status_text(v: StatusView) -> str:
 
 def decision_text(d: Decision) -> str:
     verdict = "ALLOWED" if d.allowed else "BLOCKED"
-    return f"{verdict}: {d.direction.value} {d.mode.value} {d.channel.value}: {d.reason} [{d.rule}]"
+    return escape(
+        f"{verdict}: {d.direction.value} {d.mode.value} {d.channel.value}: {d.reason} [{d.rule}]"
+    )

@@ -110,13 +110,13 @@ def serve(
         f"(public URL {public_url}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
-    log = {"access_log": access_log, "log_level": "info", "proxy_headers": True}
+    log = {"access_log": access_log, "log_level": "info", **config.serve_options()}
     if workers == 1:
         try:
             app = create_app(ledger, config, dev=dev, public_url=public_url)
         except ConfigError as e:
             raise click.ClickException(str(e)) from e
-        uvicorn.run(app, host=host, port=port, **log)  # type: ignore[arg-type]
+        uvicorn.run(app, host=host, port=port, **log)
         return
     # Several processes: each worker builds its own app (and ledger) from the environment.
     c.close()
@@ -137,7 +137,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            **log,  # type: ignore[arg-type]
+            **log,
         )
     )
 

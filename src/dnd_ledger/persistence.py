@@ -9,6 +9,7 @@ eventsourcing datastore's connection pool, so they share its transactions.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
 from dnd_ledger.domain.errors import InvalidInput
+from dnd_ledger.files import private_file
 
 Engine = Literal["sqlite", "postgres", "memory"]
 
@@ -51,15 +53,20 @@ def parse_db_url(url: str) -> Database:
     if url.startswith(("postgresql://", "postgres://")):
         u = urlparse(url)
         dbname = unquote(u.path.lstrip("/"))
+        shown = _redacted(url)  # no message ever shows the password
         if not dbname:
-            raise InvalidInput(f"database URL {url!r} names no database")
+            raise InvalidInput(f"database URL {shown!r} names no database")
+        try:
+            port = u.port
+        except ValueError:
+            raise InvalidInput(f"database URL {shown!r} has a port that is not 0-65535") from None
         query = parse_qs(u.query)
         host = unquote(u.hostname or "") or query.get("host", ["/var/run/postgresql"])[0]
         return Database(
             engine="postgres",
             dbname=dbname,
             host=host,
-            port=str(u.port or 5432),
+            port=str(port or 5432),
             user=unquote(u.username or "") or os.environ.get("PGUSER", "") or _login_name(),
             password=unquote(u.password or ""),
             schema=query.get("schema", [""])[0],
@@ -70,9 +77,15 @@ def parse_db_url(url: str) -> Database:
         return Database(engine="sqlite", path=path)
     if "://" in url:
         raise InvalidInput(
-            f"unsupported database URL {url!r}: use a file path, sqlite:///path or postgresql://..."
+            f"unsupported database URL {_redacted(url)!r}: use a file path, sqlite:///path or "
+            "postgresql://..."
         )
     return Database(engine="sqlite", path=url)
+
+
+def _redacted(url: str) -> str:
+    """``url`` with the password of ``scheme://user:password@`` replaced by ``***``."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
 
 
 def _login_name() -> str:
@@ -90,7 +103,7 @@ def eventsourcing_env(db: Database) -> dict[str, str]:
         name = f"file:dnd_ledger_{uuid.uuid4().hex}?mode=memory&cache=shared"
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": name}
     if db.engine == "sqlite":
-        Path(db.path).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(db.path))  # 0600 before SQLite opens it: -wal/-shm inherit the mode
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": db.path,

@@ -22,6 +22,7 @@ import phonenumbers
 
 from dnd_ledger.domain.errors import InvalidInput, LedgerError
 from dnd_ledger.domain.values import AddressKind
+from dnd_ledger.files import private_dirs
 from dnd_ledger.persistence import Sql
 
 _PREFIX = {AddressKind.PHONE: "ph_", AddressKind.EMAIL: "em_", "text": "tx_"}
@@ -40,15 +41,15 @@ def normalise_phone(raw: str) -> str:
     if text.lower().startswith("whatsapp:"):
         text = text[len("whatsapp:") :].strip()
     if not text or len(text) > MAX_ADDRESS:
-        raise InvalidInput(f"phone number {raw!r} is empty or too long")
+        raise InvalidInput("phone number is empty or too long")
     try:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException as e:
         raise InvalidInput(
-            f"phone number {raw!r} is not in international E.164 form (+<country><number>): {e}"
+            f"phone number is not in international E.164 form (+<country><number>): {e}"
         ) from None
     if not phonenumbers.is_possible_number(number):
-        raise InvalidInput(f"phone number {raw!r} is not a possible number")
+        raise InvalidInput("phone number is not a possible number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -67,7 +68,7 @@ def normalise_email(raw: str) -> str:
         or len(text) > MAX_ADDRESS
         or any(ch.isspace() or ord(ch) < 32 for ch in text)
     ):
-        raise InvalidInput(f"email address {raw!r} is not valid")
+        raise InvalidInput("email address is not valid")
     return text
 
 
@@ -96,7 +97,7 @@ def load_or_create_key(path: Path) -> bytes:
         pass
     except ValueError as e:
         raise InvalidInput(f"PII key file {path} does not hold a hex key") from e
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(path.parent)  # new directories 0700, the file 0600
     key = secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -81,16 +81,17 @@ class Settings(BaseModel):
     def load_policy(self) -> Policy:
         return load_policy(self.policy)
 
-    def key(self, db: Database) -> bytes:
+    def key(self, db: Database, *, create: bool = True) -> bytes:
+        """The PII key; a missing key file is created only when ``create``."""
         if self.pii_key:
             try:
                 return bytes.fromhex(self.pii_key)
             except ValueError:
                 raise InvalidInput("DND_LEDGER_PII_KEY must be hex") from None
         if self.pii_key_file:
-            return load_or_create_key(Path(self.pii_key_file))
+            return _key_file(Path(self.pii_key_file), create)
         if db.engine == "sqlite":
-            return load_or_create_key(Path(db.path + ".pii-key"))
+            return _key_file(Path(db.path + ".pii-key"), create)
         if db.engine == "memory":
             return b"dnd-ledger in-memory key (tests)"
         raise InvalidInput(
@@ -98,14 +99,15 @@ class Settings(BaseModel):
             "(a file holding a hex key; created if missing) or DND_LEDGER_PII_KEY"
         )
 
-    def open(self) -> DndLedger:
+    def open(self, *, create: bool = True) -> DndLedger:
+        """The ledger; without ``create``, a missing PII key file is refused, not made."""
         if self._env_problem:
             raise InvalidInput(self._env_problem)
         db = self.database
         return DndLedger(
             db,
             policy=self.load_policy(),
-            pii_key=self.key(db),
+            pii_key=self.key(db, create=create),
             signing_key=self.signing_key(),
             checkpoint_every=self.checkpoint_every,
             checkpoint_interval=self.checkpoint_interval,
@@ -126,6 +128,15 @@ class Settings(BaseModel):
             ) from None
         except (OSError, NoteError) as e:
             raise InvalidInput(f"cannot use the signing key file {path}: {e}") from e
+
+
+def _key_file(path: Path, create: bool) -> bytes:
+    if not create and not path.exists():
+        raise InvalidInput(
+            f"the PII key file {path} does not exist: point DND_LEDGER_PII_KEY_FILE at the "
+            "ledger's key (dnd-ledger init creates one for a new ledger)"
+        )
+    return load_or_create_key(path)
 
 
 def _at_least(raw: str, low: int, *, integer: bool) -> bool:

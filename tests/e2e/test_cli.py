@@ -181,7 +181,10 @@ def db(tmp_path: Path) -> str:
 
 @pytest.fixture
 def cli(db: str) -> Cli:
-    return Cli(db)
+    """A fresh ledger made by ``init`` (no other command creates one)."""
+    made = Cli(db)
+    made.run("init")
+    return made
 
 
 @pytest.fixture
@@ -690,15 +693,15 @@ class TestRefusals:
             "--message-sid", "SM-bad",
         )  # fmt: skip
 
-        assert new.startswith("Error: phone number '12345' is not in international E.164 form")
-        assert added == "Error: phone number '+1415' is not a possible number"
-        assert inbound.startswith("Error: phone number 'not a number' is not in international")
+        assert new.startswith("Error: phone number is not in international E.164 form")
+        assert added == "Error: phone number is not a possible number"
+        assert inbound.startswith("Error: phone number is not in international")
         assert ada.history() == before
         ada.fail("history", L, BOB)
 
     def test_a_bad_email_address_is_refused(self, cli: Cli) -> None:
         error = cli.fail("contacts", "add", L, BOB, "--email", "bob-at-example")
-        assert error == "Error: email address 'bob-at-example' is not valid"
+        assert error == "Error: email address is not valid"
         cli.fail("history", L, BOB)
 
     def test_dnd_set_needs_channels_or_all_but_not_both(self, ada: Cli) -> None:
@@ -767,9 +770,9 @@ class TestDatabase:
 
     def test_db_as_a_sqlite_url_is_the_same_file_as_the_path(self, tmp_path: Path, db: str) -> None:
         by_url = Cli(f"sqlite:///{db}")  # an absolute path: four slashes
+        assert by_url.run("init").stdout == f"ledger ready at sqlite:///{db}\n"
         by_url.register()
 
-        assert by_url.run("init").stdout == f"ledger ready at sqlite:///{db}\n"
         assert Cli(db).events() == ["Registered"]
         assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.db", "ledger.db.pii-key"]
 
@@ -777,6 +780,7 @@ class TestDatabase:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.chdir(tmp_path)
+        Cli("sqlite:///rel.db").run("init")
         Cli("sqlite:///rel.db").register()
 
         assert (tmp_path / "rel.db").is_file()
@@ -785,9 +789,9 @@ class TestDatabase:
     def test_db_from_the_dnd_ledger_db_environment_variable(self, tmp_path: Path, db: str) -> None:
         env_cli = Cli(None)
         env = {"DND_LEDGER_DB": db}
+        assert env_cli.run("init", env=env).stdout == f"ledger ready at sqlite:///{db}\n"
         env_cli.run("contacts", "add", L, ADA, "--phone", PHONE, env=env)
 
-        assert env_cli.run("init", env=env).stdout == f"ledger ready at sqlite:///{db}\n"
         assert Cli(db).events() == ["Registered"]
         other = str(tmp_path / "other.db")
         # --db wins over the environment.
@@ -820,6 +824,7 @@ class TestDatabase:
     ) -> None:
         key_file = tmp_path / "keys" / "ledger.key"
         env = {"DND_LEDGER_PII_KEY_FILE": str(key_file)}
+        Cli(db).run("init", env=env)
         Cli(db).run("contacts", "add", L, ADA, "--phone", PHONE, env=env)
 
         assert key_file.is_file()
@@ -827,7 +832,8 @@ class TestDatabase:
         assert Cli(db).json("history", L, ADA, env=env)[0]["event"] == "Registered"
         # Without that key file the ledger's references cannot be made: refused.
         error = Cli(db).fail("history", L, ADA)
-        assert error.startswith("Error: the PII key does not match")
+        assert error.startswith(f"Error: the PII key file {db}.pii-key does not exist")
+        assert not Path(db + ".pii-key").exists()
 
     def test_a_pii_key_that_is_not_hex_is_refused(self, cli: Cli) -> None:
         assert cli.fail("init", env={"DND_LEDGER_PII_KEY": "not-hex"}) == (
@@ -961,7 +967,7 @@ loc-2,c-5,,c5@example.com,OFF
 
 LEGACY_ERRORS = [
     {"line": 4, "error": "dnd value 'maybe' is not true/false, 1/0, yes/no or on/off"},
-    {"line": 5, "error": "phone number '+1415' is not a possible number"},
+    {"line": 5, "error": "phone number is not a possible number"},
 ]
 
 SPELLINGS_ON = ["true", "TRUE", "True", "1", "yes", "YES", "Yes", "on", "ON", "On"]
@@ -1052,7 +1058,7 @@ class TestImportLegacy:
         assert out == (
             "imported: 3 appended, 0 duplicates, 2 rejected\n"
             "  line 4: dnd value 'maybe' is not true/false, 1/0, yes/no or on/off\n"
-            "  line 5: phone number '+1415' is not a possible number\n"
+            "  line 5: phone number is not a possible number\n"
         )
 
     def test_import_of_a_contact_already_registered_keeps_its_history(
@@ -1068,7 +1074,7 @@ class TestImportLegacy:
         assert ada.events() == ["Registered", "LegacyDndImported"]
         assert ada.status()["dnd"] == "on"
 
-    def test_import_reads_standard_input_for_dash(self, db: str, tmp_path: Path) -> None:
+    def test_import_reads_standard_input_for_dash(self, cli: Cli, db: str) -> None:
         result = CliRunner().invoke(
             dnd_ledger_cli, ["--db", db, "import-legacy", "-", "--json"], input=LEGACY_CSV
         )
@@ -1280,6 +1286,7 @@ class TestExecutables:
             )  # fmt: skip
 
         version = run("--version")
+        run("init", DND_LEDGER_DB=proc_db)
         added = run("contacts", "add", L, ADA, "--email", EMAIL, "--json", DND_LEDGER_DB=proc_db)
         status = run("status", L, ADA, "--json", DND_LEDGER_DB=proc_db)
 

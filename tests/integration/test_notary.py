@@ -380,9 +380,11 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     key_file = tmp_path / "ledger.key"
     key_file.write_bytes(format_private_key(KEY.name, KEY.private_key))
+    key_file.chmod(0o600)
     monkeypatch.setenv("DND_LEDGER_SIGNING_KEY", str(key_file))
     monkeypatch.setenv("DND_LEDGER_DB", str(tmp_path / "cli.db"))
     monkeypatch.chdir(tmp_path)
+    assert run("init").exit_code == 0
     return tmp_path
 
 

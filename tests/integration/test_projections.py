@@ -883,6 +883,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     db = tmp_path_factory.mktemp("audit") / "ledger.db"
     started = datetime.now(UTC)
     at = lambda hm: ["--at", f"{DAY}T{hm}:00Z"]  # noqa: E731
+    run_cli(db, "init")
     run_cli(db, "contacts", "add", "loc-1", "ada", "--phone", P, "--email", E,
             "--actor", "alice", *at("10:00"))  # fmt: skip
     run_cli(db, "contacts", "add", "loc-1", "bob", "--phone", P, "--actor", "alice", *at("10:30"))

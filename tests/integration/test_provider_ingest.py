@@ -112,6 +112,8 @@ def test_our_keyword_reading_is_kept_beside_twilios_and_disagreement_flagged(
 
 
 def invoke(db: Path, *args: str, input: str | None = None) -> tuple[int, str, str]:
+    if not db.exists():
+        assert CliRunner().invoke(cli, ["--db", str(db), "init"]).exit_code == 0
     result = CliRunner().invoke(cli, ["--db", str(db), *args], input=input)
     return result.exit_code, result.stdout, result.stderr
 

@@ -135,7 +135,7 @@ def test_register_a_contact_then_repeat_it(client: TestClient, web_ledger: DndLe
         ({"contact_id": "c-1", "phones": ["555-0100"]}, "E.164"),
         ({"contact_id": "c-1", "phone": [PHONE]}, "body.phone: Extra inputs are not permitted"),
         ({"contact_id": ""}, "body.contact_id"),
-        ({"contact_id": "c-1", "occurred_at": "2026-11-02T09:00:00"}, "timezone"),
+        ({"contact_id": "c-1", "occurred_at": "2026-11-02T09:00:00"}, "with a time zone"),
         ({"phones": [PHONE]}, "body.contact_id: Field required"),
     ],
 )

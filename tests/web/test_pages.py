@@ -160,14 +160,15 @@ def test_sign_in_only_returns_to_audit_pages(client: TestClient, target: str) ->
 def test_a_tampered_or_expired_session_is_refused(
     client: TestClient, web_config: WebConfig, story: None
 ) -> None:
-    book = TokenBook(web_config)
+    book: TokenBook = client.app.state.web.tokens  # type: ignore[attr-defined]
     token = book.from_token(READ)
     good = book.new_session(token)
     assert book.from_session(good) == token
-    name, expires, mac = good.split(".")[1:]
-    forged = f"v1.{name}.{int(expires) + 3600}.{mac}"
+    sid, name, expires, mac = good.split(".")[1:]
+    forged = f"v2.{sid}.{name}.{int(expires) + 3600}.{mac}"
+    unknown = TokenBook(web_config).new_session(token)  # signed, but never stored
     expired = book.new_session(token, now=0)
-    for bad in (forged, expired, "v1.x.y.z", good + "x", ""):
+    for bad in (forged, expired, unknown, "v2.x.y.z.w", good + "x", ""):
         assert book.from_session(bad) is None
         client.cookies.set(SESSION_COOKIE, bad)
         assert client.get(PAGE).status_code == 401
@@ -176,8 +177,11 @@ def test_a_tampered_or_expired_session_is_refused(
 def test_a_session_dies_with_its_token(
     web_ledger: DndLedger, web_config: WebConfig, story: None, tmp_path: object
 ) -> None:
-    book = TokenBook(web_config)
-    cookie = book.new_session(book.from_token(READ))
+    with TestClient(create_app(web_ledger, web_config)) as client:
+        book: TokenBook = client.app.state.web.tokens  # type: ignore[attr-defined]
+        cookie = book.new_session(book.from_token(READ))
+        client.cookies.set(SESSION_COOKIE, cookie)
+        assert client.get(PAGE).status_code == 200
     # The same file without the reader token: the cookie opens nothing any more.
     fewer = web_config.model_copy(
         update={"tokens": tuple(t for t in web_config.tokens if t.name != "reader")}

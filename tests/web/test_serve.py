@@ -62,6 +62,10 @@ def serving(db: str, config: Path | None, *extra: str, env: dict[str, str] | Non
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DND_LEDGER_")} | (
         env or {}
     )
+    # Only init creates a ledger; serve refuses a missing one.
+    made = subprocess.run([str(EXE), "--db", db, "init"], env=full_env, cwd=log.parent,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr
     with log.open("wb") as out:
         with_config = ["--config", str(config)] if config else []
         proc = subprocess.Popen(

@@ -57,10 +57,12 @@ def compute_twilio_signature(auth_token: str, url: str, params: Sequence[tuple[s
     """``X-Twilio-Signature`` for a request: base64 HMAC-SHA1 over the URL and sorted params.
 
     Parameters are sorted by name, and a repeated name contributes each of its
-    values in sorted order; sorting the (name, value) pairs does both at once.
-    Raises ``UnicodeEncodeError`` for text that is not UTF-8 (lone surrogates).
+    distinct values in sorted order; sorting the set of (name, value) pairs does
+    both at once (a pair repeated exactly counts once, as in Twilio's own
+    ``RequestValidator``). Raises ``UnicodeEncodeError`` for text that is not
+    UTF-8 (lone surrogates).
     """
-    signed = url + "".join(name + value for name, value in sorted(params))
+    signed = url + "".join(name + value for name, value in sorted(set(params)))
     digest = hmac.new(auth_token.encode("utf-8"), signed.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
 

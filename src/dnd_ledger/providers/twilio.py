@@ -35,6 +35,7 @@ from dnd_ledger.providers.payload import (
     PayloadError,
     check_form,
     decode_utf8,
+    field_name,
     validate_model,
 )
 
@@ -159,6 +160,28 @@ def parse_form(raw: bytes) -> list[tuple[str, str]]:
         raise PayloadError("body", "has a percent-encoded value that is not UTF-8") from None
     except ValueError:
         raise PayloadError("body", "has more than 1000 form fields") from None
+
+
+def _read_fields() -> frozenset[str]:
+    names = set()
+    for model in (TwilioInbound, TwilioStatus):
+        names |= {f.alias or n for n, f in model.model_fields.items()}
+    return frozenset(names)
+
+
+#: The form fields the ledger reads (an ambiguous repeat of one of them is refused).
+READ_FIELDS = _read_fields()
+
+
+def single_valued(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The form as a dict; a field the ledger reads, repeated with different values, is
+    refused (``Body=STOP&Body=hello`` must not be resolved by taking one of them)."""
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form and form[name] != value and name in READ_FIELDS:
+            raise PayloadError(field_name(name), "is repeated with different values")
+        form[name] = value
+    return form
 
 
 def parse_inbound(form: Mapping[str, object]) -> TwilioInbound:

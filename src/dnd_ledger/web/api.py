@@ -17,14 +17,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dnd_ledger import commands as cmd
+from dnd_ledger import textcheck
 from dnd_ledger.audit_format import audit_csv, render_audit
 from dnd_ledger.cli_output import outcome_json
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
 from dnd_ledger.web.auth import TokenBook
 from dnd_ledger.web.config import ApiToken
+from dnd_ledger.web.limits import batch_within_limit
+from dnd_ledger.web.params import QueryTime
 from dnd_ledger.web.state import State, any_location, for_location
-from dnd_ledger.web.times import Time
 
 router = APIRouter(prefix="/v1")
 
@@ -50,7 +52,7 @@ class RegisterIn(_In):
     contact_id: Id
     phones: list[Word] = Field(default_factory=list, max_length=50)
     emails: list[Word] = Field(default_factory=list, max_length=50)
-    occurred_at: Time | None = None
+    occurred_at: QueryTime | None = None
     actor: Word | None = None
     request_id: Word | None = None
 
@@ -75,7 +77,7 @@ class DndIn(_In):
     reason: Text | None = None
     suppression_removed: bool = False
     request_id: Word | None = None
-    occurred_at: Time | None = None
+    occurred_at: QueryTime | None = None
 
     model_config = ConfigDict(
         extra="forbid",
@@ -99,7 +101,7 @@ class OptInIn(_In):
     ticket: Word
     evidence: Text
     request_id: Word | None = None
-    occurred_at: Time | None = None
+    occurred_at: QueryTime | None = None
 
 
 class CanSendItem(_In):
@@ -179,7 +181,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "The token lacks the role (or the location)",
         404: "Unknown contact",
         409: "Refused by the ledger's rules (e.g. permanent DND); the detail names the cause",
-        422: "Invalid input",
+        413: "The body is over max_body_bytes",
+        422: "Invalid input (including a body that is not JSON)",
         503: "Not answered, retry: the views cannot be shown current (the detail names the"
         " cause and `lag` the events they are behind), or concurrent writers kept colliding",
     }
@@ -202,7 +205,7 @@ def _channels(value: list[Channel] | Literal["all"]) -> tuple[Channel, ...]:
     tags=["contacts"],
     summary="Register a contact (or add addresses to it)",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 422, 503),
+    responses=_errors(401, 403, 413, 422, 503),
 )
 def register_contact(location_id: str, body: RegisterIn, state: State, _: Writer) -> Response:
     command = cmd.RegisterContact(
@@ -217,7 +220,7 @@ def register_contact(location_id: str, body: RegisterIn, state: State, _: Writer
     tags=["dnd"],
     summary="Set or clear DND from the contact record",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 404, 409, 422, 503),
+    responses=_errors(401, 403, 404, 409, 413, 422, 503),
 )
 def change_dnd(location_id: str, contact_id: str, body: DndIn, state: State, _: Writer) -> Response:
     """``set`` records temporary DND. ``clear`` lifts temporary DND only; permanent DND
@@ -245,7 +248,7 @@ def change_dnd(location_id: str, contact_id: str, body: DndIn, state: State, _: 
     tags=["dnd"],
     summary="Support-approved opt-in (lifts permanent DND too)",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 404, 422, 503),
+    responses=_errors(401, 403, 404, 413, 422, 503),
 )
 def approve_opt_in(
     location_id: str, contact_id: str, body: OptInIn, state: State, _: Supporter
@@ -272,8 +275,8 @@ def dnd_status(
     contact_id: str,
     state: State,
     _: Reader,
-    as_of: Annotated[Time | None, Query(description="Effective time")] = None,
-    known_at: Annotated[Time | None, Query(description="Knowledge time")] = None,
+    as_of: Annotated[QueryTime | None, Query(description="Effective time")] = None,
+    known_at: Annotated[QueryTime | None, Query(description="Knowledge time")] = None,
 ) -> Response:
     view = state.ledger.status(location_id, contact_id, as_of=as_of, known_at=known_at)
     return _json(view.to_json())
@@ -294,8 +297,8 @@ def can_send(
     _: Reader,
     mode: Mode = Mode.AUTOMATED,
     direction: Direction = Direction.OUTBOUND,
-    as_of: Annotated[Time | None, Query(description="Effective time")] = None,
-    known_at: Annotated[Time | None, Query(description="Knowledge time")] = None,
+    as_of: Annotated[QueryTime | None, Query(description="Effective time")] = None,
+    known_at: Annotated[QueryTime | None, Query(description="Knowledge time")] = None,
 ) -> Response:
     decision = state.ledger.can_send(
         location_id, contact_id, channel, direction=direction, mode=mode,
@@ -309,9 +312,14 @@ def can_send(
     tags=["queries"],
     summary="Many can-send decisions in one call (up to 1,000)",
     response_model=BatchOut,
-    responses=_errors(401, 403, 422, 503),
+    responses=_errors(401, 403, 413, 422, 503),
 )
-def can_send_batch(body: CanSendBatchIn, state: State, token: AnyReader) -> Response:
+def can_send_batch(
+    token: AnyReader,
+    _: Annotated[None, Depends(batch_within_limit)],
+    body: CanSendBatchIn,
+    state: State,
+) -> Response:
     """Each item is answered in order with its ``decision`` (the ``can-send`` object) or
     an ``error`` (e.g. an unknown contact) that does not fail the other items."""
     if len(body.items) > state.config.max_batch:
@@ -320,6 +328,11 @@ def can_send_batch(body: CanSendBatchIn, state: State, token: AnyReader) -> Resp
         )
     for loc in sorted({i.location_id for i in body.items}):
         TokenBook.check(token, "read", loc)
+    unavailable: LedgerUnavailable | None = None
+    try:
+        state.ledger.ensure_current()  # one check, started after the request arrived
+    except LedgerUnavailable as e:
+        unavailable = e
     results = []
     for item in body.items:
         result: dict[str, Any] = {
@@ -327,16 +340,25 @@ def can_send_batch(body: CanSendBatchIn, state: State, token: AnyReader) -> Resp
             "contact_id": item.contact_id,
             "channel": item.channel.value,
         }
+        bad = textcheck.problem(item.location_id) or textcheck.problem(item.contact_id)
+        if bad is not None:  # checked before any query: this item fails, not the batch
+            result["error"] = {"status": 422, "detail": f"an id {bad}"}
+            results.append(result)
+            continue
+        if unavailable is not None:
+            # Fail closed, item by item: no decision from views that may be stale.
+            result["error"] = {"status": 503, "detail": str(unavailable)}
+            results.append(result)
+            continue
         try:
             decision = state.ledger.can_send(
                 item.location_id, item.contact_id, item.channel,
-                direction=item.direction, mode=item.mode,
+                direction=item.direction, mode=item.mode, checked=True,
             )  # fmt: skip
             result["decision"] = decision.to_json()
         except UnknownContact as e:
             result["error"] = {"status": 404, "detail": str(e)}
-        except LedgerUnavailable as e:
-            # Fail closed, item by item: no decision from views that may be stale.
+        except LedgerUnavailable as e:  # a read of the views failed for this item
             result["error"] = {"status": 503, "detail": str(e)}
         except LedgerError as e:
             result["error"] = {"status": 422, "detail": str(e)}
@@ -374,8 +396,8 @@ def audit_export(
     state: State,
     _: AuditReader,
     contact_id: str | None = None,
-    since: Annotated[Time | None, Query(description="Occurred at or after")] = None,
-    until: Annotated[Time | None, Query(description="Occurred at or before")] = None,
+    since: Annotated[QueryTime | None, Query(description="Occurred at or after")] = None,
+    until: Annotated[QueryTime | None, Query(description="Occurred at or before")] = None,
     format: Literal["json", "jsonl", "csv"] = "json",
 ) -> Response:
     """One row per event, in log order, as ``dnd-ledger audit --format``."""

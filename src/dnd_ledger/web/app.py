@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from dnd_ledger import __version__
 from dnd_ledger.application import DndLedger
@@ -35,6 +36,8 @@ from dnd_ledger.domain.errors import (
 from dnd_ledger.web import api, pages, webhooks
 from dnd_ledger.web.auth import AuthError, TokenBook
 from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
+from dnd_ledger.web.limits import RequestGuard
+from dnd_ledger.web.sessions import SessionStore
 from dnd_ledger.web.state import WebState
 
 #: Set by ``dnd-ledger serve --dev`` for worker processes.
@@ -66,8 +69,22 @@ def _problem(status: int, detail: str, headers: dict[str, str] | None = None) ->
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+#: FastAPI's 400 for a body it cannot decode; the API promises 422 for invalid input.
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+
+
 def _where(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc) or "request"
+
+
+def _allowed(app: FastAPI, request: Request) -> str:
+    """Every method some route of this path answers (the ``Allow`` of a 405)."""
+    methods = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in app.router.routes):
+            methods.append(method)
+    return ", ".join(methods)
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -103,9 +120,14 @@ def _install_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": first + more, "errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return _problem(exc.status_code, str(exc.detail), dict(exc.headers or {}) or None)
+        if exc.status_code == 400 and exc.detail == _FASTAPI_PARSE_ERROR:
+            return _problem(422, "body: is not valid JSON (or not UTF-8)")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route of the path
+            headers["Allow"] = _allowed(app, request)
+        return _problem(exc.status_code, str(exc.detail), headers or None)
 
 
 def create_app(
@@ -149,15 +171,18 @@ def create_app(
         ),
         lifespan=lifespan,
     )
+    sessions = SessionStore(ledger.sql)
+    sessions.create_table()
     app.state.web = WebState(
         ledger=ledger,
         config=config,
-        tokens=TokenBook(config),
+        tokens=TokenBook(config, sessions),
         clock=clock or ledger.clock,
         public_url=base.rstrip("/"),
         dev=dev,
     )
     _install_handlers(app)
+    app.add_middleware(RequestGuard)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -208,7 +233,7 @@ def create_app_from_env() -> FastAPI:
 
     dev = os.environ.get(DEV_ENV, "") == "1"
     config = load_config(os.environ.get(CONFIG_ENV) or None)
-    ledger = Settings.from_env().open()
+    ledger = Settings.from_env().open(create=False)  # serve checked it exists
     try:
         return create_app(ledger, config, dev=dev, close_ledger=True)
     except BaseException:

@@ -2,10 +2,11 @@
 
 A token is stored only as its SHA-256; a request's bearer token is hashed and
 looked up. A browser signs in once with a read token and gets a session cookie
-(HttpOnly, SameSite=Strict, Secure when the public URL is https) that names the
-token and is signed with the configuration's session key, so it dies when the
-token is removed from the configuration or loses its read role, and after
-``session_hours``. The token itself never appears in a URL or a cookie.
+(HttpOnly, SameSite=Strict, Secure when the public URL is https) that names a
+server-side session (see :mod:`dnd_ledger.web.sessions`) and the token, signed
+with the configuration's session key. It dies at sign-out (for every worker),
+when the token is removed from the configuration or loses its read role, and
+after ``session_hours``. The token itself never appears in a URL or a cookie.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+import secrets
 import time
 from dataclasses import dataclass
 
 from dnd_ledger.web.config import ApiToken, Role, WebConfig
+from dnd_ledger.web.sessions import SessionStore
 
 SESSION_COOKIE = "dnd_ledger_session"
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
 class AuthError(Exception):
@@ -52,7 +57,8 @@ class Caller:
 
 
 class TokenBook:
-    def __init__(self, config: WebConfig) -> None:
+    def __init__(self, config: WebConfig, sessions: SessionStore | None = None) -> None:
+        self._sessions = sessions
         self._by_hash = {t.sha256: t for t in config.tokens if t.usable}
         self._by_name = {t.name: t for t in config.tokens}
         self._key = config.session_key()
@@ -88,33 +94,58 @@ class TokenBook:
             )
 
     # -- sessions -----------------------------------------------------------------
-    def _mac(self, token: ApiToken, expires: int) -> bytes:
-        message = f"{token.name}\n{token.sha256}\n{expires}".encode()
+    def _mac(self, session_id: str, token: ApiToken, expires: int) -> bytes:
+        message = f"{session_id}\n{token.name}\n{token.sha256}\n{expires}".encode()
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
     def new_session(self, token: ApiToken, now: float | None = None) -> str:
+        """A new session for ``token``, recorded server-side (so it can be revoked)."""
         expires = int(now if now is not None else time.time()) + self.session_seconds
+        session_id = secrets.token_urlsafe(24)
+        if self._sessions is not None:
+            self._sessions.add(session_id, token.name, expires)
         name = _b64(token.name.encode("utf-8"))
-        return f"v1.{name}.{expires}.{_b64(self._mac(token, expires))}"
+        mac = _b64(self._mac(session_id, token, expires))
+        return f"v2.{session_id}.{name}.{expires}.{mac}"
 
-    def from_session(self, cookie: str | None, now: float | None = None) -> ApiToken | None:
-        """The token a valid, unexpired session cookie stands for, else None."""
-        if not cookie:
+    def _parse(self, cookie: str | None, now: float | None) -> tuple[str, ApiToken] | None:
+        """(session id, token) of a well-formed, correctly signed, unexpired cookie."""
+        if not cookie or len(cookie) > 512:
             return None
         parts = cookie.split(".")
-        if len(parts) != 4 or parts[0] != "v1" or not parts[2].isdigit():
+        if len(parts) != 5 or parts[0] != "v2" or not parts[3].isdigit():
+            return None
+        session_id = parts[1]
+        if not _SESSION_ID.fullmatch(session_id):
             return None
         try:
-            name = _unb64(parts[1]).decode("utf-8")
-            mac = _unb64(parts[3])
+            name = _unb64(parts[2]).decode("utf-8")
+            mac = _unb64(parts[4])
         except (ValueError, UnicodeDecodeError):
             return None
         token = self._by_name.get(name)
-        expires = int(parts[2])
+        expires = int(parts[3])
         if token is None or not token.usable:
             return None
-        if not hmac.compare_digest(mac, self._mac(token, expires)):
+        if not hmac.compare_digest(mac, self._mac(session_id, token, expires)):
             return None
         if expires < (now if now is not None else time.time()):
             return None
+        return session_id, token
+
+    def from_session(self, cookie: str | None, now: float | None = None) -> ApiToken | None:
+        """The token a valid, unexpired, unrevoked session cookie stands for, else None."""
+        found = self._parse(cookie, now)
+        if found is None:
+            return None
+        session_id, token = found
+        moment = now if now is not None else time.time()
+        if self._sessions is not None and not self._sessions.alive(session_id, token.name, moment):
+            return None
         return token
+
+    def end_session(self, cookie: str | None) -> None:
+        """Revoke the cookie's session for every process (sign-out)."""
+        found = self._parse(cookie, None)
+        if found is not None and self._sessions is not None:
+            self._sessions.revoke(found[0])

@@ -17,7 +17,10 @@ Optional keys: per token ``locations = ["loc-1", ...]`` (default: every
 location); ``session_secret`` (signs the audit page's session cookie; derived
 from the file's secrets when absent); ``session_hours`` (8);
 ``mailgun_max_age_seconds`` (900: how far a Mailgun signature's timestamp may be
-from now); ``max_batch`` (1000: triples per ``can-send:batch`` call).
+from now); ``max_batch`` (1000: triples per ``can-send:batch`` call). Limits:
+``max_body_bytes`` (1 MB), ``max_webhook_bytes`` (64 KB), ``keep_alive_seconds``
+(5), ``max_concurrency`` (1000), ``max_header_bytes`` (16 KB) and
+``forwarded_allow_ips`` (the proxies whose ``X-Forwarded-*`` are believed; none).
 
 Secrets are checked before the service starts: an empty one, a placeholder
 (``<...>``, ``changeme``, the documented example values, one repeated
@@ -127,6 +130,13 @@ class WebConfig(BaseSettings):
     session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
     mailgun_max_age_seconds: int = Field(default=900, ge=30, le=24 * 3600)
     max_batch: int = Field(default=1000, ge=1, le=100_000)
+    # -- limits (see web/limits.py and serve_options) -----------------------------------
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_webhook_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    max_concurrency: int = Field(default=1000, ge=1, le=100_000)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     @classmethod
     def settings_customise_sources(
@@ -166,6 +176,21 @@ class WebConfig(BaseSettings):
         return tokens
 
     # -- derived --------------------------------------------------------------------
+    def serve_options(self) -> dict[str, Any]:
+        """uvicorn's options from the limits: slow or many clients cannot hold it forever.
+
+        ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are trusted only from
+        ``forwarded_allow_ips`` (default: from nobody).
+        """
+        proxies = list(self.forwarded_allow_ips)
+        return {
+            "timeout_keep_alive": self.keep_alive_seconds,
+            "limit_concurrency": self.max_concurrency,
+            "h11_max_incomplete_event_size": self.max_header_bytes,
+            "proxy_headers": bool(proxies),
+            "forwarded_allow_ips": proxies or None,
+        }
+
     def session_key(self) -> bytes:
         """The key that signs session cookies: ``session_secret``, or derived from the file.
 

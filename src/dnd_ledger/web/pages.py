@@ -21,6 +21,7 @@ from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownCont
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel
 from dnd_ledger.web.auth import SESSION_COOKIE, AuthError, TokenBook
 from dnd_ledger.web.config import ApiToken
+from dnd_ledger.web.origin import CROSS_SITE, same_origin
 from dnd_ledger.web.state import WebState, web_state
 
 router = APIRouter(include_in_schema=False)
@@ -191,6 +192,8 @@ def sign_in(
     """Exchange a read token for a session cookie, then go back to the page asked for."""
     state = web_state(request)
     target = _safe_next(next)
+    if not same_origin(request, state.public_url):
+        return render("error.html", 403, title="Not allowed", detail=CROSS_SITE)
     try:
         found = state.tokens.from_token(token.strip())
         TokenBook.check(found, "read")
@@ -210,8 +213,12 @@ def sign_in(
 
 
 @router.post("/v1/sign-out")
-def sign_out(request: Request) -> RedirectResponse:
+def sign_out(request: Request) -> Response:
+    """End the session for every worker (the cookie no longer opens anything)."""
     state = web_state(request)
+    if not same_origin(request, state.public_url):
+        return render("error.html", 403, title="Not allowed", detail=CROSS_SITE)
+    state.tokens.end_session(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/v1/sign-in", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE, path="/", secure=state.secure_cookies, httponly=True, samesite="strict"

@@ -20,6 +20,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from dnd_ledger import textcheck
 from dnd_ledger.cli_output import outcome_json
 from dnd_ledger.commands import Outcome
 from dnd_ledger.domain.errors import Conflict, InvalidInput, LedgerError
@@ -37,7 +38,12 @@ EMPTY_TWIML = b"<Response/>"
 RESULT_HEADER = "X-Ledger-Result"
 
 _SIGNED: dict[int | str, dict[str, Any]] = {
-    403: {"description": "Missing or bad signature; nothing was appended."}
+    400: {"description": "Not a usable provider payload (not a form, repeated field, ...)"},
+    403: {"description": "Missing or bad signature; nothing was appended."},
+    404: {"description": "The location has no secret configured for this provider"},
+    413: {"description": "The body is over max_webhook_bytes"},
+    422: {"description": "The URL holds a control character"},
+    503: {"description": "Not recorded (concurrent writers, database): retry"},
 }
 
 
@@ -100,13 +106,13 @@ def _twilio(
         raise HTTPException(403, "missing X-Twilio-Signature header")
     try:
         pairs = twilio.parse_form(raw)
-    except PayloadError:
-        raise HTTPException(403, "bad X-Twilio-Signature: the body is not a Twilio form") from None
+    except PayloadError as e:  # cannot even be checked: say what is wrong with it
+        raise HTTPException(400, f"the body is not a usable Twilio form: {e}") from None
     token = secrets.twilio_auth_token.get_secret_value()
     if not twilio_signature_ok(token, url, pairs, signature):
         raise HTTPException(403, "bad X-Twilio-Signature for this URL, body and location")
-    form = dict(pairs)
     try:
+        form = twilio.single_valued(pairs)
         command: Any = (
             twilio.inbound_to_command(form, location_id)
             if kind == "inbound"
@@ -167,9 +173,14 @@ def _mailgun(state: WebState, location_id: str, raw: bytes) -> Outcome:
     # signature block is unauthenticated (403), whatever else is wrong with it.
     try:
         data = load_json_object(raw)
+    except PayloadError as e:  # not JSON at all: nothing to check a signature on
+        raise HTTPException(400, f"the body is not a usable Mailgun webhook: {e}") from None
+    try:
         block = mailgun.MailgunSignature.model_validate(data.get("signature"))
-    except (PayloadError, ValueError):
+    except ValueError:
         raise HTTPException(403, "missing Mailgun signature block") from None
+    if textcheck.problem(block.token) is not None:  # it is stored in the replay cache
+        raise HTTPException(403, "Mailgun signature refused: the token is not printable text")
     try:
         verify_mailgun_signature(
             secrets.mailgun_signing_key.get_secret_value(),
@@ -212,6 +223,7 @@ def _window(state: WebState) -> timedelta:
     "/mailgun",
     summary="Mailgun webhook (failed, complained, unsubscribed, ...)",
     responses={
+        **_SIGNED,
         200: {"description": "Recorded or ignored"},
         403: {"description": "Bad signature, stale timestamp or replayed token; nothing appended"},
         406: {"description": "Signed, but the payload can never be processed (no retry)"},
