@@ -19,6 +19,7 @@ from dnd_ledger.domain.contact import contact_uuid
 from dnd_ledger.domain.errors import InvalidInput, LedgerError, UnknownContact
 from dnd_ledger.notary.leaf import Leaf, LeafError
 from dnd_ledger.notary.offline import BUNDLE_FORMAT, encode_bundle
+from dnd_ledger.notary.rotation import first_public_key
 from dnd_ledger.notary.signed_note import fingerprint
 from dnd_ledger.notary.tree import TreeLevels
 
@@ -67,14 +68,15 @@ def export_bundle(app: DndLedger, location_id: str, contact_id: str | None = Non
             "run `dnd-ledger verify`"
         )
 
-    fp = fingerprint(key.private_key.public_key())
+    first = first_public_key(app.notary)
+    fp = fingerprint(first) if first else fingerprint(key.private_key.public_key())
     exported = [
         _contact(app, location_id, cid, leaves, levels, by_originator, size) for cid in contacts
     ]
     earlier = [
         {"note": c.note, "consistency": [h.hex() for h in levels.consistency_proof(c.size, size)]}
         for c in app.notary.checkpoints()
-        if c.signed and c.key_fingerprint == fp and c.size < size
+        if c.signed and (c.size, c.created_at) < (size, checkpoint.created_at)
     ]
     bundle = {
         "format": BUNDLE_FORMAT,
