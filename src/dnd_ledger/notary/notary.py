@@ -34,6 +34,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from dnd_ledger.notary.leaf import stored_leaf
+from dnd_ledger.notary.locations import entry_hash, location_of, location_tag, locations_line
 from dnd_ledger.notary.merkle import CompactRange, leaf_hash
 from dnd_ledger.notary.reading import (
     TRACKING_NAME,
@@ -174,16 +175,21 @@ class Notary(NotaryReader):
         rng = state.range.copy()
         checkpoint_size = state.checkpoint_size
         pending_since: datetime | None = state.pending_since or now
-        leaves, checkpoints = [], []
+        locs = state.locations.copy() if state.locations is not None else None
+        leaves, checkpoints, entries = [], [], []
         for position, originator, version, topic, stored in batch:
             if type(stored) is not bytes:
                 stored = _as_bytes(stored)
             oid, digest, data = stored_leaf(position, originator, version, topic, stored)
             h = leaf_hash(data)
             leaves.append((rng.size, position, oid, version, topic, digest, h.hex()))
+            if version == 1 and locs is not None:  # an aggregate's first event: index it
+                tag = location_tag(location_of(stored))
+                entries.append((locs.size, rng.size, oid, tag))
+                locs.append(entry_hash(rng.size, oid, tag))
             rng.append(h)
         if at_head and self._due(rng.size - checkpoint_size, pending_since, now):
-            checkpoints.append(self._make_checkpoint(rng.size, rng.root(), now))
+            checkpoints.append(self._make_checkpoint(rng.size, rng.root(), now, locs))
             checkpoint_size, pending_since = rng.size, None
         q = self.sql.q
         with self.sql.transaction() as c:
@@ -195,6 +201,18 @@ class Notary(NotaryReader):
                 ),
                 leaves,
             )
+            if entries and locs is not None:
+                c.executemany(
+                    q(
+                        "INSERT INTO dnd_notary_locations (entry_index, leaf_index,"
+                        " originator_id, location_tag) VALUES (?, ?, ?, ?)"
+                    ),
+                    entries,
+                )
+                c.execute(
+                    q("UPDATE dnd_notary_location_tree SET size = ?, hashes = ? WHERE id = 1"),
+                    (locs.size, json.dumps([h.hex() for h in locs.hashes])),
+                )
             for record in checkpoints:
                 self._insert_checkpoint(c, record)
             self.tracking._insert_tracking(c, Tracking(TRACKING_NAME, batch[-1][0]))
@@ -239,7 +257,9 @@ class Notary(NotaryReader):
             if latest is not None and latest.size == state.size:
                 if latest.signed or self.signing_key is None:
                     return latest
-                record = self._make_checkpoint(state.size, state.range.root(), self.app.clock())
+                record = self._make_checkpoint(
+                    state.size, state.range.root(), self.app.clock(), state.locations
+                )
                 with self.sql.transaction() as c:
                     c.execute(
                         self.sql.q(
@@ -256,14 +276,26 @@ class Notary(NotaryReader):
                 continue
 
     def _checkpoint_at(self, state: TreeState) -> CheckpointRecord:
-        record = self._make_checkpoint(state.size, state.range.root(), self.app.clock())
+        now = self.app.clock()
+        record = self._make_checkpoint(state.size, state.range.root(), now, state.locations)
         with self.sql.transaction() as c:
             self._move_tree(c, state, state.range, state.size, None)
             self._insert_checkpoint(c, record)
         return record
 
-    def _make_checkpoint(self, size: int, root: bytes, now: datetime) -> CheckpointRecord:
-        checkpoint = Checkpoint(self.origin, size, root, (TIME_PREFIX + format_time(now),))
+    def checkpoint_body(
+        self, size: int, root: bytes, now: datetime, locations: CompactRange | None
+    ) -> Checkpoint:
+        """The checkpoint text: origin, size, root, time and the location index."""
+        extensions = [TIME_PREFIX + format_time(now)]
+        if locations is not None:
+            extensions.append(locations_line(locations.size, locations.root()))
+        return Checkpoint(self.origin, size, root, tuple(extensions))
+
+    def _make_checkpoint(
+        self, size: int, root: bytes, now: datetime, locations: CompactRange | None
+    ) -> CheckpointRecord:
+        checkpoint = self.checkpoint_body(size, root, now, locations)
         key = self.signing_key
         if key is None or self.retired():
             return CheckpointRecord(size, root, format_checkpoint_body(checkpoint), None, None, now)

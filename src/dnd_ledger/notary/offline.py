@@ -3,8 +3,9 @@
 Run as ``python -m dnd_ledger.notary.offline BUNDLE --public-key KEY`` (or
 ``dnd-ledger audit verify-bundle``). It needs the standard library, the
 ``cryptography`` package, and these pure modules of the package:
-``notary.merkle``, ``notary.signed_note``, ``notary.leaf`` and the DND fold
-``domain.state`` (with ``domain.values``). No database, no eventsourcing,
+``notary.merkle``, ``notary.signed_note``, ``notary.leaf``, ``notary.keychain``,
+``notary.locations``, ``notary.offline_parts``, ``notary.offline_result`` and the DND
+fold ``domain.state`` (with ``domain.values``). No database, no eventsourcing,
 nothing from the server is trusted.
 
 A bundle is one canonical JSON document (sorted keys, no spaces, ASCII, one
@@ -22,6 +23,10 @@ exactly the canonical encoding of what it parses to is rejected. It holds:
 ``contacts``            per exported contact, its location and id and *all* its events
                         up to the checkpoint: leaf index, stored bytes (base64), and
                         an inclusion proof
+``location``            for a location export, the location; else null
+``locations``           for a location export, the signed location index
+                        (:mod:`dnd_ledger.notary.locations`): ``[leaf index, tag]`` per
+                        aggregate; else empty
 
 What is proven: the checkpoint is signed by the key, or by a key the given key
 handed over to through a chain of hand-overs each signed by the old and the new
@@ -31,9 +36,10 @@ tree it signed (their root is its root); every version of every aggregate runs
 1, 2, 3, ... so none was hidden; each exported contact's events are all of its
 leaves, with the stored bytes those leaves commit to; each inclusion proof and
 consistency proof holds; and each event's recording time agrees with the
-checkpoints that do and do not contain it. A location export proves each
-listed contact complete; it cannot prove that no contact of the location was
-left off the list, since the leaves carry no location.
+checkpoints that do and do not contain it. A location export also proves that
+it holds every contact of the location: the signed location index names each
+aggregate's location, and every contact it gives the location must be in the
+bundle.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from dnd_ledger.notary.offline_parts import (
     _hashes,
     _leaf,
     _list,
+    check_location,
 )
 from dnd_ledger.notary.offline_result import (
     BUNDLE_FORMAT,
@@ -132,10 +139,18 @@ def verify_bundle(data: bytes, key: VerifierKey, *, skew: timedelta = CLOCK_SKEW
         contacts.append(contact)
     if not contacts:
         raise BundleError("bundle exports no contact")
+    location, counts = doc.get("location"), (0, 0)
+    if location is not None:
+        earlier_cps = [cp for _, cp, _, _ in parsed]
+        counts = check_location(location, doc["locations"], leaves, checkpoint, earlier_cps,
+                                contacts)  # fmt: skip
+    elif doc.get("locations"):
+        raise BundleError("bundle has a location index but names no location")
     last = chain.current
     return VerifiedBundle(
         checkpoint, time, last.name, fingerprint(last.public_key), len(signed_at) - 1,
         tuple(contacts), first_key_fingerprint=fp, handovers=len(chain.handovers),
+        location=location, location_contacts=counts[0], location_addresses=counts[1],
     )  # fmt: skip
 
 
@@ -150,7 +165,7 @@ def _parse(data: bytes) -> dict[str, Any]:
         raise BundleError("bundle is not in canonical form (it was edited after export)")
     if doc.get("format") not in BUNDLE_FORMATS:
         raise BundleError(f"bundle format {doc.get('format')!r} is not {BUNDLE_FORMAT!r}")
-    fields = {
+    fields: dict[str, type] = {
         "format": str,
         "key_fingerprint": str,
         "checkpoint": str,
@@ -158,7 +173,11 @@ def _parse(data: bytes) -> dict[str, Any]:
         "leaves": list,
         "contacts": list,
     }
+    if doc["format"] == BUNDLE_FORMAT:
+        fields |= {"location": object, "locations": list}
     _fields(doc, "bundle", fields)
+    if doc.get("location") is not None and not isinstance(doc["location"], str):
+        raise BundleError("bundle: location must be a string or null")
     return doc
 
 

@@ -15,8 +15,10 @@ from typing import Any
 
 from dnd_ledger.domain.state import Effect
 from dnd_ledger.notary.leaf import Leaf, LeafError
-from dnd_ledger.notary.merkle import ProofError, verify_inclusion
+from dnd_ledger.notary.locations import entry_hash, is_tag, location_tag, parse_locations
+from dnd_ledger.notary.merkle import ProofError, root_from_leaf_hashes, verify_inclusion
 from dnd_ledger.notary.offline_result import (
+    ADDRESS_TOPIC,
     CONTACT_TOPIC,
     BundleError,
     VerifiedContact,
@@ -187,3 +189,87 @@ def _time(value: Any) -> datetime:
     if t.tzinfo is None or t.utcoffset() is None:
         raise ValueError("time without a zone")
     return t
+
+
+def check_location(
+    location: str,
+    items: list[Any],
+    leaves: Sequence[Leaf],
+    checkpoint: Checkpoint,
+    earlier: Sequence[Checkpoint],
+    contacts: Sequence[VerifiedContact],
+) -> tuple[int, int]:
+    """A location bundle holds every contact of the location: ``(contacts, addresses)``.
+
+    The entries must be exactly the signed location index: one per aggregate, at the
+    leaf of its first event, with the root the checkpoint (and every earlier one that
+    carries an index) signed. Every contact the index tags with the location must be
+    in the bundle, and no other.
+    """
+    where = f"location {location!r}"
+    try:
+        claimed = parse_locations(checkpoint)
+    except ValueError as e:
+        raise BundleError(f"checkpoint: {e}") from e
+    if claimed is None:
+        raise BundleError(f"{where}: the checkpoint signs no location index to prove it complete")
+    firsts = [i for i, leaf in enumerate(leaves) if leaf.version == 1]
+    if len(items) != len(firsts):
+        raise BundleError(
+            f"{where}: the bundle has {len(items)} location index entries, the leaves "
+            f"{len(firsts)} aggregates"
+        )
+    tags, hashes = [], []
+    for n, (item, index) in enumerate(zip(items, firsts, strict=True)):
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or type(item[0]) is not int
+            or item[0] != index
+            or not is_tag(item[1])
+        ):
+            raise BundleError(
+                f"location index entry {n} is not [leaf index, tag] of the aggregate first seen "
+                f"at leaf {index}"
+            )
+        tags.append(str(item[1]))
+        hashes.append(entry_hash(index, leaves[index].originator_id, tags[-1]))
+    if (len(hashes), root_from_leaf_hashes(hashes)) != claimed:
+        raise BundleError(f"{where}: the location index is not the one the checkpoint signs")
+    for cp in earlier:
+        try:
+            old = parse_locations(cp)
+        except ValueError as e:
+            raise BundleError(f"earlier checkpoint at size {cp.size}: {e}") from e
+        count = sum(1 for i in firsts if i < cp.size)
+        if old is not None and old != (count, root_from_leaf_hashes(hashes[:count])):
+            raise BundleError(
+                f"earlier checkpoint at size {cp.size}: its location index is not a prefix of "
+                "the bundle's: an aggregate's location was changed"
+            )
+    tag = location_tag(location)
+    members = {
+        leaves[i].originator_id: i
+        for i, t in zip(firsts, tags, strict=True)
+        if t == tag and leaves[i].topic.startswith(CONTACT_TOPIC)
+    }
+    addresses = sum(
+        1
+        for i, t in zip(firsts, tags, strict=True)
+        if t == tag and leaves[i].topic.startswith(ADDRESS_TOPIC)
+    )
+    for contact in contacts:
+        if contact.location_id != location or contact.originator_id not in members:
+            raise BundleError(
+                f"contact {contact.location_id}/{contact.contact_id} is not a contact of "
+                f"{where} in the signed location index"
+            )
+    left_out = sorted(set(members) - {c.originator_id for c in contacts}, key=members.__getitem__)
+    if left_out:
+        first = leaves[members[left_out[0]]]
+        raise BundleError(
+            f"{where} has {len(members)} contacts in the signed location index, the bundle "
+            f"carries {len(contacts)}: {len(left_out)} left out, the first registered at leaf "
+            f"{members[left_out[0]]} (position {first.notification_id}, {first.originator_id})"
+        )
+    return len(members), addresses

@@ -20,6 +20,7 @@ BUNDLE_FORMAT = "dnd-ledger-audit-bundle/2"
 #: Bundles this verifier reads: /1 (before key rotation and location indexes) and /2.
 BUNDLE_FORMATS = ("dnd-ledger-audit-bundle/1", BUNDLE_FORMAT)
 CONTACT_TOPIC = "dnd_ledger.domain.contact:Contact."
+ADDRESS_TOPIC = "dnd_ledger.domain.address:Address."
 #: How far a recording clock may be from the checkpointing clock (see verify.CLOCK_SKEW).
 CLOCK_SKEW = timedelta(minutes=5)
 # dnd_ledger.domain.contact: contact ids are uuid5(this namespace, "contact\x1f<loc>\x1f<id>").
@@ -109,6 +110,10 @@ class VerifiedBundle:
     contacts: tuple[VerifiedContact, ...]
     first_key_fingerprint: str = ""
     handovers: int = 0
+    #: A location bundle proven complete: the location, and its contacts and addresses.
+    location: str | None = None
+    location_contacts: int = 0
+    location_addresses: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -121,6 +126,9 @@ class VerifiedBundle:
             "earlier_checkpoints": self.earlier_checkpoints,
             "first_key_fingerprint": self.first_key_fingerprint or self.key_fingerprint,
             "key_handovers": self.handovers,
+            "location": self.location,
+            "location_contacts": self.location_contacts,
+            "location_addresses": self.location_addresses,
         }
 
 
@@ -158,7 +166,14 @@ def report(
             for c in bundle.contacts
         ],
         "not_proven": [
-            "that a location export lists every contact of the location",
+            *(
+                []
+                if bundle.location is not None
+                else [
+                    "that the bundle lists every contact of a location (it is not a location "
+                    "export proven complete)"
+                ]
+            ),
             "anything after the checkpoint's time",
         ],
     }
@@ -175,6 +190,12 @@ def report_text(result: dict[str, Any]) -> str:
         f" with {cp['earlier_checkpoints']} earlier signed checkpoints consistent with it;",
         f"  all {cp['size']} events are accounted for (versions contiguous from 1).",
     ]
+    if cp["location"] is not None:
+        lines.append(
+            f"location {cp['location']}: complete; the signed location index lists "
+            f"{cp['location_contacts']} contacts (all in this bundle) and "
+            f"{cp['location_addresses']} addresses"
+        )
     for c in result["contacts"]:
         s = c["status"]
         n = len(c["events"])

@@ -59,17 +59,39 @@ class NotaryReader:
 
     def state(self) -> TreeState:
         row = self.sql.fetchone(
-            "SELECT size, hashes, checkpoint_size, pending_since FROM dnd_notary_tree WHERE id = 1"
+            "SELECT t.size, t.hashes, t.checkpoint_size, t.pending_since, l.size AS loc_size,"
+            " l.hashes AS loc_hashes, l.first_leaf FROM dnd_notary_tree t LEFT JOIN dnd_notary_location_tree l"
+            " ON l.id = 1 WHERE t.id = 1"
         )
         if row is None:
             raise RuntimeError("the notary's tree row is missing")
         size, hashes = int(row[0]), [bytes.fromhex(h) for h in json.loads(row[1])]
+        locations = None
+        if row[6] is not None and int(row[6]) == 0:
+            loc_hashes = [bytes.fromhex(h) for h in json.loads(row[5])]
+            locations = CompactRange.from_state(int(row[4]), loc_hashes)
         return TreeState(
             size=size,
             range=CompactRange.from_state(size, hashes),
             checkpoint_size=int(row[2]),
             pending_since=datetime.fromisoformat(row[3]) if row[3] else None,
+            locations=locations,
         )
+
+    def location_entries(self, stop: int) -> list[tuple[int, str, str]] | None:
+        """``(leaf index, originator, location tag)`` of the index entries under ``stop`` leaves.
+
+        None when the index does not start at leaf 0 (a ledger notarised before it existed).
+        """
+        row = self.sql.fetchone("SELECT first_leaf FROM dnd_notary_location_tree WHERE id = 1")
+        if row is None or int(row[0]) != 0:
+            return None
+        rows = self.sql.fetchall(
+            "SELECT leaf_index, originator_id, location_tag FROM dnd_notary_locations"
+            " WHERE leaf_index < ? ORDER BY entry_index",
+            (stop,),
+        )
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def checkpoints(self) -> list[CheckpointRecord]:
         """Every checkpoint, key hand-overs included, in log order (size, then time)."""

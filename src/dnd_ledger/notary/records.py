@@ -31,6 +31,17 @@ TABLES = [
     " previous_fingerprint TEXT NOT NULL, created_at TEXT NOT NULL)",
     "INSERT INTO dnd_notary_tree (id, size, hashes, checkpoint_size, pending_since)"
     " VALUES (1, 0, '[]', 0, NULL) ON CONFLICT (id) DO NOTHING",
+    # The location index (locations.py): one entry per aggregate, and its compact range.
+    "CREATE TABLE IF NOT EXISTS dnd_notary_locations ("
+    " entry_index BIGINT PRIMARY KEY, leaf_index BIGINT NOT NULL, originator_id TEXT NOT NULL,"
+    " location_tag TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dnd_notary_location_tree ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, hashes TEXT NOT NULL,"
+    " first_leaf BIGINT NOT NULL)",
+    # A ledger notarised before the index existed starts it where it is (first_leaf > 0):
+    # its checkpoints then carry no index, and location bundles say they are not complete.
+    "INSERT INTO dnd_notary_location_tree (id, size, hashes, first_leaf)"
+    " SELECT 1, 0, '[]', size FROM dnd_notary_tree WHERE id = 1 ON CONFLICT (id) DO NOTHING",
 ]
 
 
@@ -90,6 +101,8 @@ class TreeState:
     range: CompactRange
     checkpoint_size: int
     pending_since: datetime | None
+    #: The location index's compact range; None when it does not cover the tree from leaf 0.
+    locations: CompactRange | None = None
 
 
 class StoredEvent(NamedTuple):

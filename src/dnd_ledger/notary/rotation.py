@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.notary.keychain import sign_handover
-from dnd_ledger.notary.records import TIME_PREFIX, CheckpointRecord, format_time
-from dnd_ledger.notary.signed_note import Checkpoint, SigningKey, fingerprint, format_vkey
+from dnd_ledger.notary.records import CheckpointRecord, format_time
+from dnd_ledger.notary.signed_note import SigningKey, fingerprint, format_vkey
 from dnd_ledger.persistence import row_values
 
 if TYPE_CHECKING:
@@ -49,8 +49,7 @@ def rotate(notary: Notary, new_key: SigningKey) -> CheckpointRecord:
         if state.size == 0:
             raise InvalidInput("the ledger is empty: there is nothing to sign a hand-over with")
         now = notary.app.clock()
-        body = Checkpoint(notary.origin, state.size, state.range.root(),
-                          (TIME_PREFIX + format_time(now),))  # fmt: skip
+        body = notary.checkpoint_body(state.size, state.range.root(), now, state.locations)
         note = sign_handover(body, (old.name, old.private_key), (new_key.name, new_key.private_key))
         record = CheckpointRecord(
             state.size, body.root_hash, note, new_key.name, new_fp, now, handover=True

@@ -28,14 +28,14 @@ Checks, in log order:
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from dnd_ledger.notary.keychain import KeyChain
 from dnd_ledger.notary.leaf import Leaf, LeafError, stored_leaf
-from dnd_ledger.notary.merkle import leaf_hash
+from dnd_ledger.notary.locations import entry_hash, location_of, location_tag
+from dnd_ledger.notary.merkle import CompactRange, leaf_hash
 from dnd_ledger.notary.records import StoredEvent, format_time
 from dnd_ledger.notary.signed_note import VerifierKey, fingerprint
 from dnd_ledger.notary.tree import TreeLevels
@@ -85,6 +85,9 @@ class Verifier(CheckpointChecks, Naming):
         self._timed: list[Cp] = []
         self._timed_sizes: list[int] = []
         self._lookups = 0
+        self.locations = CompactRange()
+        self.locations_broken = False
+        self._location: str | None = None
 
     # -- the run ---------------------------------------------------------------------
     def run(self) -> Report:
@@ -124,13 +127,18 @@ class Verifier(CheckpointChecks, Naming):
                 self._not_notarised(event)
                 event = next(events, None)
             if event is not None and event.id == position:
+                self._location = None
                 h = self._notarised(event, row, index)
+                if event.originator_version == 1:
+                    self._index(index, event)
                 event = next(events, None)
             else:
                 leaf = self._row_leaf(row)
                 if leaf is None:
                     break  # reported; without the event or a leaf there is no hash to go on
                 self._missing(leaf, index)
+                if leaf.version == 1:
+                    self.locations_broken = True  # its location is gone with it (reported)
                 h = leaf.hash()
             self.levels.append(h)
             while next_cp < len(self._cps) and self._cps[next_cp].record.size == self.levels.size:
@@ -218,6 +226,13 @@ class Verifier(CheckpointChecks, Naming):
             )
 
     # -- events ------------------------------------------------------------------------
+    def _index(self, index: int, event: StoredEvent) -> None:
+        """The location index entry of an aggregate's first event, rebuilt from its bytes."""
+        where = self._location
+        if not isinstance(where, str):
+            where = location_of(bytes(event.state))
+        self.locations.append(entry_hash(index, oid_of(event), location_tag(where)))
+
     def _notarised(self, event: StoredEvent, row: tuple[Any, ...], index: int) -> bytes:
         self.report.events += 1
         version, topic = event.originator_version, event.topic
@@ -314,6 +329,7 @@ class Verifier(CheckpointChecks, Naming):
         self._versions[oid] = version
         try:
             state = json.loads(bytes(event.state))
+            self._location = state.get("location_id")
             recorded = tagged_time(state["timestamp"])
         except (ValueError, KeyError, TypeError):
             if report:
@@ -344,35 +360,6 @@ class Verifier(CheckpointChecks, Naming):
             )
             return
         self._check_time(event, index, recorded)
-
-    def _check_time(self, event: StoredEvent, index: int | None, recorded: datetime) -> None:
-        timed = self._timed
-        at = len(timed) if index is None else bisect_right(self._timed_sizes, index)
-        before = timed[at - 1] if at else None
-        after = timed[at] if at < len(timed) else None
-        if before is not None and before.time and recorded < before.time - self.skew:
-            self._problem(
-                "backdated",
-                f"{self._where(event, index)} says it was recorded at {recorded.isoformat()}, "
-                f"before the checkpoint at size {before.record.size} was made "
-                f"({format_time(before.time)}), yet that checkpoint does not contain it: it was "
-                "added later and backdated",
-                position=event.id,
-                originator_id=str(event.originator_id),
-                version=event.originator_version,
-                checkpoint_size=before.record.size,
-            )
-        elif after is not None and after.time and recorded > after.time + self.skew:
-            self._problem(
-                "postdated",
-                f"{self._where(event, index)} says it was recorded at {recorded.isoformat()}, "
-                f"after the checkpoint at size {after.record.size} that contains it was made "
-                f"({format_time(after.time)})",
-                position=event.id,
-                originator_id=str(event.originator_id),
-                version=event.originator_version,
-                checkpoint_size=after.record.size,
-            )
 
     # -- reporting ---------------------------------------------------------------------
     def _problem(self, kind: str, message: str, **where: Any) -> None:

@@ -4,11 +4,14 @@ elsewhere, witnesses; and the notes that sum a run up."""
 from __future__ import annotations
 
 import itertools
+from bisect import bisect_right
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dnd_ledger.notary.keychain import KeyChain
-from dnd_ledger.notary.merkle import ProofError, verify_consistency
-from dnd_ledger.notary.records import CheckpointRecord, checkpoint_time, format_time
+from dnd_ledger.notary.locations import parse_locations
+from dnd_ledger.notary.merkle import CompactRange, ProofError, verify_consistency
+from dnd_ledger.notary.records import CheckpointRecord, StoredEvent, checkpoint_time, format_time
 from dnd_ledger.notary.signed_note import NoteError, format_checkpoint_body
 from dnd_ledger.notary.tree import TreeLevels
 from dnd_ledger.notary.verify_report import Cp, Report
@@ -24,11 +27,19 @@ class CheckpointChecks:
     report: Report
     levels: TreeLevels
     chain: KeyChain | None
+    locations: CompactRange
+    locations_broken: bool
     known: list[str]
+    skew: timedelta
+    _timed: list[Cp]
+    _timed_sizes: list[int]
     _cps: list[Cp]
 
-    def _problem(self, kind: str, message: str, **where: Any) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by Verifier and Naming
+
+        def _problem(self, kind: str, message: str, **where: Any) -> None: ...
+
+        def _where(self, event: StoredEvent, index: int | None = None) -> str: ...
 
     def _witnessed(self, cp: Cp) -> None:
         """Hook for witness cosignatures (a verified checkpoint)."""
@@ -73,6 +84,7 @@ class CheckpointChecks:
                 expected=body.root_hash.hex(),
                 found=root.hex(),
             )
+        self._check_locations(cp, where)
         if body.origin != self.notary.origin:
             cp.bad = True
             self._problem(
@@ -106,6 +118,60 @@ class CheckpointChecks:
         if not cp.bad:
             self.report.verified_size = record.size
             self._witnessed(cp)
+
+    def _check_time(self, event: StoredEvent, index: int | None, recorded: datetime) -> None:
+        timed = self._timed
+        at = len(timed) if index is None else bisect_right(self._timed_sizes, index)
+        before = timed[at - 1] if at else None
+        after = timed[at] if at < len(timed) else None
+        if before is not None and before.time and recorded < before.time - self.skew:
+            self._problem(
+                "backdated",
+                f"{self._where(event, index)} says it was recorded at {recorded.isoformat()}, "
+                f"before the checkpoint at size {before.record.size} was made "
+                f"({format_time(before.time)}), yet that checkpoint does not contain it: it was "
+                "added later and backdated",
+                position=event.id,
+                originator_id=str(event.originator_id),
+                version=event.originator_version,
+                checkpoint_size=before.record.size,
+            )
+        elif after is not None and after.time and recorded > after.time + self.skew:
+            self._problem(
+                "postdated",
+                f"{self._where(event, index)} says it was recorded at {recorded.isoformat()}, "
+                f"after the checkpoint at size {after.record.size} that contains it was made "
+                f"({format_time(after.time)})",
+                position=event.id,
+                originator_id=str(event.originator_id),
+                version=event.originator_version,
+                checkpoint_size=after.record.size,
+            )
+
+    def _check_locations(self, cp: Cp, where: str) -> None:
+        """The location index a checkpoint signs must be the one the stored events give."""
+        if cp.body is None:
+            return
+        try:
+            claimed = parse_locations(cp.body)
+        except ValueError as e:
+            cp.bad = True
+            self._problem("locations", f"{where}: {e}", checkpoint_size=cp.record.size)
+            return
+        if claimed is None or self.locations_broken:
+            return
+        size, root = claimed
+        if (size, root) != (self.locations.size, self.locations.root()):
+            cp.bad = True
+            self._problem(
+                "locations",
+                f"{where}: its location index ({size} aggregates, root {root.hex()[:16]}...) "
+                f"is not the one the stored events give ({self.locations.size}, root "
+                f"{self.locations.root().hex()[:16]}...): an aggregate's location was misstated",
+                checkpoint_size=cp.record.size,
+                expected=root.hex(),
+                found=self.locations.root().hex(),
+            )
 
     def _check_consistency(self) -> None:
         good = [
