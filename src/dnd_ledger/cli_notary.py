@@ -11,28 +11,41 @@ import click
 
 from dnd_ledger.cli import Ctx, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json, table
+from dnd_ledger.cli_witness import witness_key_option, witness_keys_of
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.notary.notary import CheckpointRecord, format_time
 from dnd_ledger.notary.offline import BundleError, load_public_key
 from dnd_ledger.notary.rotation import first_public_key
 from dnd_ledger.notary.signed_note import VerifierKey, parse_vkey
 from dnd_ledger.notary.verify import Report, verify_ledger
+from dnd_ledger.notary.witness_client import collect_cosignatures
 
 # -- checkpoints and the notary ---------------------------------------------------------------
 
 
 @cli.command()
+@click.option("--witness", "witnesses", multiple=True, metavar="URL",
+              help="A C2SP tlog witness to cosign the checkpoint (repeatable).")  # fmt: skip
+@witness_key_option
 @json_option
 @pass_ctx
 @ledger_errors
-def checkpoint(c: Ctx, as_json: bool) -> None:
+def checkpoint(
+    c: Ctx, witnesses: tuple[str, ...], witness_keys: tuple[str, ...], as_json: bool
+) -> None:
     """Notarise every event now and checkpoint the tree (signed when a key is configured).
 
-    Example: dnd-ledger checkpoint --json
+    With --witness, each witness checks the checkpoint against what it cosigned
+    before and cosigns it; the cosignatures are kept in the checkpoint's note.
+
+    Example: dnd-ledger checkpoint --witness http://witness.example:7380 --json
     """
+    keys = witness_keys_of(witness_keys)
     record = c.ledger.notary.checkpoint()
     if record is None:
         raise InvalidInput("the ledger is empty: there is nothing to checkpoint")
+    if witnesses:
+        record = collect_cosignatures(c.ledger.notary, record, witnesses, keys)
     if as_json:
         emit_json(record.to_json())
         return
@@ -119,10 +132,21 @@ def _public_key(c: Ctx, given: str | None) -> VerifierKey | None:
               type=click.Path(exists=True, dir_okay=False),
               help="A signed checkpoint kept elsewhere (a note, or a bundle): the ledger must "
               "still contain it. Repeatable.")  # fmt: skip
+@click.option("--require-witnesses", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Fail unless the latest signed checkpoint carries N cosignatures of the "
+              "--witness-key witnesses.")  # fmt: skip
+@witness_key_option
 @json_option
 @pass_ctx
 @ledger_errors
-def verify(c: Ctx, public_key: str | None, known: tuple[str, ...], as_json: bool) -> None:
+def verify(
+    c: Ctx,
+    public_key: str | None,
+    known: tuple[str, ...],
+    require_witnesses: int,
+    witness_keys: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Recompute the notary's tree from the stored events and check every checkpoint.
 
     Names the first problem: which event (position, aggregate, version), what
@@ -133,7 +157,12 @@ def verify(c: Ctx, public_key: str | None, known: tuple[str, ...], as_json: bool
     Example: dnd-ledger verify --known-checkpoint last-month.bundle.json
     """
     notes = [_known_note(Path(f)) for f in known]
-    result = verify_ledger(c.ledger, _public_key(c, public_key), known=notes)
+    keys = witness_keys_of(witness_keys)
+    if require_witnesses > len(keys):
+        raise click.BadParameter(f"{require_witnesses} witnesses are required, but only "
+                                 f"{len(keys)} --witness-key given", param_hint="--require-witnesses")  # fmt: skip
+    result = verify_ledger(c.ledger, _public_key(c, public_key), known=notes, witnesses=keys,
+                           require_witnesses=require_witnesses)  # fmt: skip
     if as_json:
         emit_json(result.to_json())
     else:
@@ -179,6 +208,11 @@ def _verify_text(r: Report) -> str:
     )
     if r.verified_size:
         lines.append(f"the first {r.verified_size} events are under a verified signature")
+    if len(r.keys) > 1:
+        lines.append(f"signing keys: {_n(len(r.keys), 'key')} followed from the first through "
+                     f"{_n(len(r.keys) - 1, 'hand-over')}")  # fmt: skip
+    if r.witnessed_size:
+        lines.append(f"the first {r.witnessed_size} events are under witness cosignatures")
     lines += [f"note: {n}" for n in r.notes]
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ import click
 
 from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json
+from dnd_ledger.cli_witness import witness_key_option, witness_keys_of
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.notary.bundle import export_bundle
 from dnd_ledger.notary.offline import (
@@ -150,18 +151,31 @@ def audit_export(c: Ctx, location: str, contact_id: str | None, bundle_path: str
               help="The ledger's verifier key, or a file holding it.")  # fmt: skip
 @click.option("--as-of", type=TIME, help="Effective time [default: the checkpoint's time].")
 @click.option("--known-at", type=TIME, help="Knowledge time [default: the checkpoint's time].")
+@click.option("--require-witnesses", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Fail unless the checkpoint carries N cosignatures of the --witness-key "
+              "witnesses.")  # fmt: skip
+@witness_key_option
 @json_option
 def audit_verify_bundle(
-    file: str, public_key: str, as_of: datetime | None, known_at: datetime | None, as_json: bool
+    file: str,
+    public_key: str,
+    as_of: datetime | None,
+    known_at: datetime | None,
+    require_witnesses: int,
+    witness_keys: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Verify a bundle offline (no database needed), then replay its contacts' DND state.
 
     Example: dnd-ledger audit verify-bundle c-42.bundle.json --public-key ledger.pub
     --as-of 2026-11-02T12:00:00Z
     """
+    witnesses = witness_keys_of(witness_keys)
     try:
         key = load_public_key(public_key)
-        result = report(verify_bundle(Path(file).read_bytes(), key), as_of, known_at)
+        verified = verify_bundle(Path(file).read_bytes(), key, witnesses=witnesses,
+                                 require_witnesses=require_witnesses)  # fmt: skip
+        result = report(verified, as_of, known_at)
     except BundleError as e:
         raise click.ClickException(f"bundle rejected: {e}") from e
     if as_json:

@@ -47,7 +47,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "dnd_ledger"
 OFFLINE = [
     f"dnd_ledger.{m}"
     for m in ("notary.offline", "notary.offline_result", "notary.offline_parts",
-              "notary.keychain", "notary.locations", "notary.merkle", "notary.signed_note",
+              "notary.keychain", "notary.locations", "notary.cosign", "notary.merkle",
+              "notary.signed_note",
               "notary.leaf",
               "domain.state", "domain.values")
 ]  # fmt: skip

@@ -65,7 +65,7 @@ def test_a_location_bundle_proves_it_holds_every_contact_of_the_location(app: Dn
     assert result.location_contacts == 3
     assert result.location_addresses == 4  # three phones and bob's email
     report = offline.report(result, None, None)
-    assert report["not_proven"] == ["anything after the checkpoint's time"]
+    assert not any("every contact" in x for x in report["not_proven"])
     text = offline.report_text(report)
     assert "location loc-1: complete; the signed location index lists 3 contacts" in text
     # The index covers every aggregate of every location, as tags, not ids.

@@ -111,7 +111,7 @@ def _location_index(
     """
     if contact_id is not None:
         return None, []
-    entries = app.notary.location_entries(checkpoint.size)
+    entries = app.notary.location_entries(leaves)
     claimed = parse_locations(checkpoint.body)
     if entries is None or claimed is None:
         return None, []

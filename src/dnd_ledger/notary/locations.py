@@ -34,10 +34,30 @@ LOCATION_FORMAT = "dnd-ledger/location/v1"
 LOCATIONS_PREFIX = "locations "
 
 
+_KEY = b'"location_id":"'
+
+
 def location_of(state: bytes) -> str | None:
-    """The location id a stored first event names, if any."""
-    if b'"location_id"' not in state:
-        return None
+    """The location id a stored first event names (its top-level ``location_id``), if any.
+
+    The ledger writes compact JSON, where one substring search finds it; anything
+    else (escapes, spaces, the key twice) is parsed as JSON.
+    """
+    start = state.find(_KEY)
+    if start < 0 or state.find(b'"location_id"') != start:
+        return _parsed(state) if b'"location_id"' in state else None
+    start += len(_KEY)
+    end = state.find(b'"', start)
+    raw = state[start:end]
+    if end < 0 or b"\\" in raw or state.find(b'"location_id"', end) >= 0:
+        return _parsed(state)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _parsed(state)
+
+
+def _parsed(state: bytes) -> str | None:
     try:
         value = json.loads(state).get("location_id")
     except (ValueError, AttributeError):

@@ -176,7 +176,7 @@ class Notary(NotaryReader):
         checkpoint_size = state.checkpoint_size
         pending_since: datetime | None = state.pending_since or now
         locs = state.locations.copy() if state.locations is not None else None
-        leaves, checkpoints, entries = [], [], []
+        leaves, checkpoints = [], []
         for position, originator, version, topic, stored in batch:
             if type(stored) is not bytes:
                 stored = _as_bytes(stored)
@@ -184,9 +184,7 @@ class Notary(NotaryReader):
             h = leaf_hash(data)
             leaves.append((rng.size, position, oid, version, topic, digest, h.hex()))
             if version == 1 and locs is not None:  # an aggregate's first event: index it
-                tag = location_tag(location_of(stored))
-                entries.append((locs.size, rng.size, oid, tag))
-                locs.append(entry_hash(rng.size, oid, tag))
+                locs.append(entry_hash(rng.size, oid, location_tag(location_of(stored))))
             rng.append(h)
         if at_head and self._due(rng.size - checkpoint_size, pending_since, now):
             checkpoints.append(self._make_checkpoint(rng.size, rng.root(), now, locs))
@@ -201,14 +199,7 @@ class Notary(NotaryReader):
                 ),
                 leaves,
             )
-            if entries and locs is not None:
-                c.executemany(
-                    q(
-                        "INSERT INTO dnd_notary_locations (entry_index, leaf_index,"
-                        " originator_id, location_tag) VALUES (?, ?, ?, ?)"
-                    ),
-                    entries,
-                )
+            if locs is not None and state.locations is not None and locs != state.locations:
                 c.execute(
                     q("UPDATE dnd_notary_location_tree SET size = ?, hashes = ? WHERE id = 1"),
                     (locs.size, json.dumps([h.hex() for h in locs.hashes])),

@@ -52,6 +52,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from dnd_ledger.notary.cosign import Cosignature, WitnessKey, cosignatures, parse_witness_vkey
 from dnd_ledger.notary.keychain import KeyChain, handover_key, note_time, unverified_checkpoint
 from dnd_ledger.notary.merkle import ProofError, root_from_leaf_hashes, verify_consistency
 from dnd_ledger.notary.offline_parts import (
@@ -82,8 +83,19 @@ from dnd_ledger.notary.offline_result import (
 from dnd_ledger.notary.signed_note import Checkpoint, NoteError, VerifierKey, fingerprint
 
 
-def verify_bundle(data: bytes, key: VerifierKey, *, skew: timedelta = CLOCK_SKEW) -> VerifiedBundle:
-    """Check everything in the bundle; raise BundleError naming the first thing that fails."""
+def verify_bundle(
+    data: bytes,
+    key: VerifierKey,
+    *,
+    skew: timedelta = CLOCK_SKEW,
+    witnesses: Sequence[WitnessKey] = (),
+    require_witnesses: int = 0,
+) -> VerifiedBundle:
+    """Check everything in the bundle; raise BundleError naming the first thing that fails.
+
+    With ``witnesses``, their cosignatures on the checkpoints must verify (a forged one
+    fails the bundle); with ``require_witnesses``, the latest checkpoint needs that many.
+    """
     doc = _parse(data)
     fp = fingerprint(key.public_key)
     if doc["key_fingerprint"] != fp:
@@ -146,12 +158,41 @@ def verify_bundle(data: bytes, key: VerifierKey, *, skew: timedelta = CLOCK_SKEW
                                 contacts)  # fmt: skip
     elif doc.get("locations"):
         raise BundleError("bundle has a location index but names no location")
+    cosigned = _cosignatures(doc, earlier, witnesses, require_witnesses)
     last = chain.current
     return VerifiedBundle(
         checkpoint, time, last.name, fingerprint(last.public_key), len(signed_at) - 1,
         tuple(contacts), first_key_fingerprint=fp, handovers=len(chain.handovers),
         location=location, location_contacts=counts[0], location_addresses=counts[1],
+        witnesses=tuple(cosigned),
     )  # fmt: skip
+
+
+def _cosignatures(
+    doc: dict[str, Any],
+    earlier: Sequence[tuple[str, str, Any]],
+    witnesses: Sequence[WitnessKey],
+    need: int,
+) -> list[Cosignature]:
+    """The witnesses' valid cosignatures on the latest checkpoint; none forged anywhere."""
+    if need and not witnesses:
+        raise BundleError("witness cosignatures are required, but no witness key was given")
+    keys = list(witnesses)
+    for where, note, _ in earlier:
+        try:
+            cosignatures(note, keys)
+        except NoteError as e:
+            raise BundleError(f"{where}: {e}") from e
+    try:
+        found = cosignatures(doc["checkpoint"], keys)
+    except NoteError as e:
+        raise BundleError(f"checkpoint: {e}") from e
+    if len(found) < need:
+        raise BundleError(
+            f"checkpoint carries {len(found)} of the {need} witness cosignatures required: no "
+            "witness vouches that the log did not show others another history"
+        )
+    return found
 
 
 def _parse(data: bytes) -> dict[str, Any]:
@@ -194,6 +235,21 @@ def _checkpoint(note: str, chain: KeyChain, where: str) -> tuple[Checkpoint, dat
     return cp, t
 
 
+def load_witness_key(value: str) -> WitnessKey:
+    """A witness verifier key (``name+id+base64``, type 0x04), or a file holding one."""
+    text = value.strip()
+    path = Path(text)
+    try:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise BundleError(f"cannot read witness key file {value}: {e}") from e
+    try:
+        return parse_witness_vkey(text)
+    except NoteError as e:
+        raise BundleError(f"witness key is not a witness verifier key: {e}") from e
+
+
 def _is_handover(note: str) -> bool:
     try:
         return handover_key(unverified_checkpoint(note)) is not None
@@ -211,11 +267,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--as-of", type=parse_time, help="effective time (default: checkpoint)")
     parser.add_argument("--known-at", type=parse_time, help="knowledge time (default: checkpoint)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--witness-key",
+        action="append",
+        default=[],
+        help="a witness's verifier key, or a file holding it (repeatable)",
+    )
+    parser.add_argument(
+        "--require-witnesses",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fail unless the checkpoint carries N witness cosignatures",
+    )
     args = parser.parse_args(argv)
     try:
         key = load_public_key(args.public_key)
+        witnesses = [load_witness_key(w) for w in args.witness_key]
         data = Path(args.bundle).read_bytes()
-        result = report(verify_bundle(data, key), args.as_of, args.known_at)
+        verified = verify_bundle(
+            data, key, witnesses=witnesses, require_witnesses=args.require_witnesses
+        )
+        result = report(verified, args.as_of, args.known_at)
     except (BundleError, OSError) as e:
         print(f"Error: bundle rejected: {e}", file=sys.stderr)
         return 1
@@ -233,6 +306,7 @@ __all__ = [
     "contact_originator",
     "encode_bundle",
     "load_public_key",
+    "load_witness_key",
     "main",
     "parse_time",
     "report",

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from dnd_ledger.domain.state import Effect, Entry, fold, overall
 from dnd_ledger.domain.values import ALL_CHANNELS
+from dnd_ledger.notary.cosign import Cosignature
 from dnd_ledger.notary.signed_note import Checkpoint, NoteError, VerifierKey, parse_vkey
 
 BUNDLE_FORMAT = "dnd-ledger-audit-bundle/2"
@@ -114,6 +115,8 @@ class VerifiedBundle:
     location: str | None = None
     location_contacts: int = 0
     location_addresses: int = 0
+    #: Valid cosignatures of the given witnesses on the checkpoint.
+    witnesses: tuple[Cosignature, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -129,6 +132,10 @@ class VerifiedBundle:
             "location": self.location,
             "location_contacts": self.location_contacts,
             "location_addresses": self.location_addresses,
+            "witnesses": [
+                {"name": w.witness, "time": datetime.fromtimestamp(w.timestamp, UTC).isoformat()}
+                for w in self.witnesses
+            ],
         }
 
 
@@ -174,6 +181,14 @@ def report(
                     "export proven complete)"
                 ]
             ),
+            *(
+                []
+                if bundle.witnesses
+                else [
+                    "that the log showed no one else another history (no witness "
+                    "cosignature was checked)"
+                ]
+            ),
             "anything after the checkpoint's time",
         ],
     }
@@ -190,6 +205,8 @@ def report_text(result: dict[str, Any]) -> str:
         f" with {cp['earlier_checkpoints']} earlier signed checkpoints consistent with it;",
         f"  all {cp['size']} events are accounted for (versions contiguous from 1).",
     ]
+    for w in cp["witnesses"]:
+        lines.append(f"  cosigned by witness {w['name']} at {w['time']}")
     if cp["location"] is not None:
         lines.append(
             f"location {cp['location']}: complete; the signed location index lists "

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dnd_ledger.notary.leaf import Leaf
+from dnd_ledger.notary.locations import location_of, location_tag
 from dnd_ledger.notary.merkle import CompactRange
 from dnd_ledger.notary.records import (
     CHECKPOINT_COLUMNS,
@@ -17,6 +18,7 @@ from dnd_ledger.notary.records import (
     checkpoint_record,
 )
 from dnd_ledger.notary.tree import TreeLevels
+from dnd_ledger.persistence import row_values
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger
@@ -78,20 +80,44 @@ class NotaryReader:
             locations=locations,
         )
 
-    def location_entries(self, stop: int) -> list[tuple[int, str, str]] | None:
-        """``(leaf index, originator, location tag)`` of the index entries under ``stop`` leaves.
+    def location_entries(self, leaves: Sequence[Leaf]) -> list[tuple[int, str, str]] | None:
+        """``(leaf index, originator, location tag)`` of the location index over ``leaves``.
 
-        None when the index does not start at leaf 0 (a ledger notarised before it existed).
+        Rebuilt from the stored first event of every aggregate (the notary keeps only the
+        index's compact range); None when the index does not start at leaf 0 (a ledger
+        notarised before it existed).
         """
         row = self.sql.fetchone("SELECT first_leaf FROM dnd_notary_location_tree WHERE id = 1")
         if row is None or int(row[0]) != 0:
             return None
-        rows = self.sql.fetchall(
-            "SELECT leaf_index, originator_id, location_tag FROM dnd_notary_locations"
-            " WHERE leaf_index < ? ORDER BY entry_index",
-            (stop,),
-        )
-        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+        firsts = {leaf.notification_id: i for i, leaf in enumerate(leaves) if leaf.version == 1}
+        tags: dict[int, str] = {}
+        after = 0
+        while True:
+            batch = self._first_events(after)
+            for position, state in batch:
+                if position in firsts:
+                    tags[firsts[position]] = location_tag(location_of(_as_bytes(state)))
+            if len(batch) < 5000:
+                break
+            after = int(batch[-1][0])
+        return [(i, leaves[i].originator_id, tags.get(i, "")) for i in sorted(firsts.values())]
+
+    def _first_events(self, after: int) -> list[tuple[int, Any]]:
+        recorder: Any = self.app.recorder
+        table = str(recorder.events_table_name)
+        if self.sql.dialect == "sqlite":
+            statement = (f"SELECT rowid, state FROM {table} WHERE originator_version = 1"
+                         " AND rowid > ? ORDER BY rowid LIMIT 5000")  # fmt: skip
+        else:
+            schema = str(getattr(recorder.datastore, "schema", "") or "public")
+            statement = (f'SELECT notification_id, state FROM "{schema}"."{table}"'
+                         " WHERE originator_version = 1 AND notification_id > %s"
+                         " ORDER BY notification_id LIMIT 5000")  # fmt: skip
+        with self.sql.transaction(commit=False) as c:
+            c.execute(statement, (after,))
+            rows: list[Any] = c.fetchall()
+        return [(int(v[0]), v[1]) for v in map(row_values, rows)]
 
     def checkpoints(self) -> list[CheckpointRecord]:
         """Every checkpoint, key hand-overs included, in log order (size, then time)."""

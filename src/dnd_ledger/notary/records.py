@@ -31,10 +31,8 @@ TABLES = [
     " previous_fingerprint TEXT NOT NULL, created_at TEXT NOT NULL)",
     "INSERT INTO dnd_notary_tree (id, size, hashes, checkpoint_size, pending_since)"
     " VALUES (1, 0, '[]', 0, NULL) ON CONFLICT (id) DO NOTHING",
-    # The location index (locations.py): one entry per aggregate, and its compact range.
-    "CREATE TABLE IF NOT EXISTS dnd_notary_locations ("
-    " entry_index BIGINT PRIMARY KEY, leaf_index BIGINT NOT NULL, originator_id TEXT NOT NULL,"
-    " location_tag TEXT NOT NULL)",
+    # The location index's compact range (locations.py); its entries are rebuilt from the
+    # aggregates' first events when a location is exported.
     "CREATE TABLE IF NOT EXISTS dnd_notary_location_tree ("
     " id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, hashes TEXT NOT NULL,"
     " first_leaf BIGINT NOT NULL)",

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from dnd_ledger.notary.cosign import WitnessKey
 from dnd_ledger.notary.keychain import KeyChain
 from dnd_ledger.notary.leaf import Leaf, LeafError, stored_leaf
 from dnd_ledger.notary.locations import entry_hash, location_of, location_tag
@@ -69,9 +70,14 @@ class Verifier(CheckpointChecks, Naming):
         public_key: VerifierKey | None,
         skew: timedelta = CLOCK_SKEW,
         known: Sequence[str] = (),
+        witnesses: Sequence[WitnessKey] = (),
+        require_witnesses: int = 0,
     ) -> None:
         self.app = app
         self.known = list(known)
+        self.witness_keys = list(witnesses)
+        self.require_witnesses = require_witnesses
+        self.latest_cosignatures = 0
         self.notary = app.notary
         self.key = public_key
         self.chain = None if public_key is None else KeyChain(public_key)
@@ -87,7 +93,6 @@ class Verifier(CheckpointChecks, Naming):
         self._lookups = 0
         self.locations = CompactRange()
         self.locations_broken = False
-        self._location: str | None = None
 
     # -- the run ---------------------------------------------------------------------
     def run(self) -> Report:
@@ -127,7 +132,6 @@ class Verifier(CheckpointChecks, Naming):
                 self._not_notarised(event)
                 event = next(events, None)
             if event is not None and event.id == position:
-                self._location = None
                 h = self._notarised(event, row, index)
                 if event.originator_version == 1:
                     self._index(index, event)
@@ -172,6 +176,7 @@ class Verifier(CheckpointChecks, Naming):
                       for k in self.chain.keys]  # fmt: skip
         for i, note in enumerate(self.known):
             self._check_known(i, note)
+        self._check_witnesses()
         self._summarise()
         return r
 
@@ -228,9 +233,7 @@ class Verifier(CheckpointChecks, Naming):
     # -- events ------------------------------------------------------------------------
     def _index(self, index: int, event: StoredEvent) -> None:
         """The location index entry of an aggregate's first event, rebuilt from its bytes."""
-        where = self._location
-        if not isinstance(where, str):
-            where = location_of(bytes(event.state))
+        where = location_of(bytes(event.state))
         self.locations.append(entry_hash(index, oid_of(event), location_tag(where)))
 
     def _notarised(self, event: StoredEvent, row: tuple[Any, ...], index: int) -> bytes:
@@ -329,7 +332,6 @@ class Verifier(CheckpointChecks, Naming):
         self._versions[oid] = version
         try:
             state = json.loads(bytes(event.state))
-            self._location = state.get("location_id")
             recorded = tagged_time(state["timestamp"])
         except (ValueError, KeyError, TypeError):
             if report:
@@ -374,9 +376,15 @@ def verify_ledger(
     *,
     skew: timedelta = CLOCK_SKEW,
     known: Sequence[str] = (),
+    witnesses: Sequence[WitnessKey] = (),
+    require_witnesses: int = 0,
 ) -> Report:
-    """Check the whole ledger against its notary; see the module docstring."""
-    return Verifier(app, public_key, skew, known).run()
+    """Check the whole ledger against its notary; see the module docstring.
+
+    With ``require_witnesses``, the latest signed checkpoint must also carry that many
+    valid cosignatures from distinct ``witnesses``; a forged one is always a problem.
+    """
+    return Verifier(app, public_key, skew, known, witnesses, require_witnesses).run()
 
 
 __all__ = ["CLOCK_SKEW", "Problem", "Report", "Verifier", "verify_ledger"]

@@ -8,6 +8,7 @@ from bisect import bisect_right
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from dnd_ledger.notary.cosign import WitnessKey, cosignatures
 from dnd_ledger.notary.keychain import KeyChain
 from dnd_ledger.notary.locations import parse_locations
 from dnd_ledger.notary.merkle import CompactRange, ProofError, verify_consistency
@@ -27,6 +28,9 @@ class CheckpointChecks:
     report: Report
     levels: TreeLevels
     chain: KeyChain | None
+    witness_keys: list[WitnessKey]
+    require_witnesses: int
+    latest_cosignatures: int
     locations: CompactRange
     locations_broken: bool
     known: list[str]
@@ -42,7 +46,37 @@ class CheckpointChecks:
         def _where(self, event: StoredEvent, index: int | None = None) -> str: ...
 
     def _witnessed(self, cp: Cp) -> None:
-        """Hook for witness cosignatures (a verified checkpoint)."""
+        """The witness cosignatures of a verified checkpoint: none forged; how many hold."""
+        if not self.witness_keys:
+            return
+        try:
+            found = cosignatures(cp.record.note, self.witness_keys)
+        except NoteError as e:
+            cp.bad = True
+            self._problem("cosignature", f"checkpoint at size {cp.record.size}: {e}",
+                          checkpoint_size=cp.record.size)  # fmt: skip
+            found = []
+        self.latest_cosignatures = len(found)
+        if found and len(found) >= self.require_witnesses:
+            self.report.witnessed_size = cp.record.size
+
+    def _check_witnesses(self) -> None:
+        """With --require-witnesses: the latest signed checkpoint must be cosigned enough."""
+        r, need = self.report, self.require_witnesses
+        if need <= 0 or (r.verified_size and self.latest_cosignatures >= need):
+            return
+        at = f"the latest signed checkpoint (size {r.verified_size})" if r.verified_size else (
+            "no verified checkpoint")  # fmt: skip
+        since = f" since size {r.witnessed_size}" if r.witnessed_size else ""
+        self._problem(
+            "witnesses",
+            f"{at} carries {self.latest_cosignatures} of the {need} witness cosignatures "
+            f"required: no witness vouches that the log was not rolled back or forked{since} "
+            "(run `dnd-ledger checkpoint --witness URL`)",
+            checkpoint_size=r.verified_size or None,
+            expected=str(need),
+            found=str(self.latest_cosignatures),
+        )
 
     # -- checkpoints -------------------------------------------------------------------
     def _parse_checkpoint(self, record: CheckpointRecord) -> Cp:
