@@ -198,7 +198,10 @@ def report_text(result: dict[str, Any]) -> str:
     cp = result["checkpoint"]
     handed = ""
     if cp["key_handovers"]:
-        handed = f" after {cp['key_handovers']} key hand-overs from {cp['first_key_fingerprint']},"
+        n = cp["key_handovers"]
+        handed = (
+            f" after {n} key hand-over{'s' if n > 1 else ''} from {cp['first_key_fingerprint']},"
+        )
     lines = [
         f"bundle OK: checkpoint {cp['origin']} at size {cp['size']}, made {cp['time']},",
         f"  signed by {cp['key_name']} ({cp['key_fingerprint']}),{handed}"
