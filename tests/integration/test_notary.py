@@ -210,7 +210,9 @@ def test_checkpoints_are_c2sp_signed_notes_with_their_time(notarised: DndLedger)
     lines = record.note.split("\n")
     assert lines[0] == notarised.notary.origin
     assert lines[1] == str(record.size)
-    assert lines[5].startswith(f"\u2014 {KEY.name} ")
+    assert lines[3].startswith("time ")
+    assert lines[4].startswith("locations ")  # the location index, under the same signature
+    assert lines[6].startswith(f"\u2014 {KEY.name} ")
     assert record.key_fingerprint is not None
     assert record.key_fingerprint.startswith("sha256:")
 
@@ -225,7 +227,7 @@ def test_without_a_key_checkpoints_are_unsigned_and_verify_says_so(
         record = app.notary.checkpoint()
         assert record is not None
         assert not record.signed
-        assert record.note.count("\n") == 4  # origin, size, root, time: no signature
+        assert record.note.count("\n") == 5  # origin, size, root, time, locations: no signature
         report = verify_ledger(app, None)
         assert report.status == "unsigned"
         assert report.exit_code == 3

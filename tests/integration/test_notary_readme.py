@@ -18,12 +18,24 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 BIN = Path(sys.executable).parent
 
 
-def block() -> list[str]:
+def block(number: int = 0) -> list[str]:
     text = README.read_text()
     start = text.index("## Tamper evidence")
-    m = re.compile(r"```sh\n(.*?)```", re.S).search(text, start)
-    assert m, "no sh block in the Tamper evidence section"
-    return [line for line in m.group(1).splitlines() if line and not line.startswith("#")]
+    blocks = re.compile(r"```sh\n(.*?)```", re.S).findall(
+        text, start, text.index("\n## ", start + 1)
+    )
+    assert len(blocks) > number, "too few sh blocks in the Tamper evidence section"
+    return [line for line in blocks[number].splitlines() if line and not line.startswith("#")]
+
+
+def run_block(lines: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = ["set +e"]
+    for line in lines:
+        script += [line, 'echo "@@ $?" >&2']
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DND_LEDGER_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(["bash", "-c", "\n".join(script)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
 @pytest.mark.slow
@@ -68,3 +80,20 @@ def test_the_tamper_evidence_walkthrough_runs_as_written(tmp_path: Path) -> None
     assert asked.returncode == 0, asked.stderr
     assert "DND " in asked.stdout
     assert "as of 2026-11-26T18:00:00+00:00" in asked.stdout
+
+
+@pytest.mark.slow
+def test_the_rotation_and_location_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    lines = block(1)
+    done = run_block(lines, tmp_path)
+    codes = [int(x) for x in re.findall(r"^@@ (\d+)$", done.stderr, re.M)]
+    assert codes == [0] * len(lines), (done.stdout, done.stderr)
+    out = done.stdout
+    assert "\nverify: OK\n" in f"\n{out}"
+    assert "signing keys: 2 keys followed from the first through 1 hand-over" in out
+    assert "after 1 key hand-over from sha256:" in out
+    assert "location loc-demo: complete; the signed location index lists 2 contacts" in out
+    assert "loc-demo/contact-zoe: 1 events (versions 1-1), all present and proven included" in out
+    first = parse_vkey((tmp_path / "first.pub").read_text().strip())
+    second = parse_vkey((tmp_path / "second.pub").read_text().strip())
+    assert first.public_key != second.public_key

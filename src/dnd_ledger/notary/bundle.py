@@ -18,7 +18,11 @@ from uuid import UUID
 from dnd_ledger.domain.contact import contact_uuid
 from dnd_ledger.domain.errors import InvalidInput, LedgerError, UnknownContact
 from dnd_ledger.notary.leaf import Leaf, LeafError
-from dnd_ledger.notary.offline import BUNDLE_FORMAT, encode_bundle
+from dnd_ledger.notary.locations import entry_hash, location_tag, parse_locations
+from dnd_ledger.notary.merkle import root_from_leaf_hashes
+from dnd_ledger.notary.offline import BUNDLE_FORMAT, CONTACT_TOPIC, encode_bundle
+from dnd_ledger.notary.records import CheckpointRecord
+from dnd_ledger.notary.rotation import first_public_key
 from dnd_ledger.notary.signed_note import fingerprint
 from dnd_ledger.notary.tree import TreeLevels
 
@@ -67,14 +71,16 @@ def export_bundle(app: DndLedger, location_id: str, contact_id: str | None = Non
             "run `dnd-ledger verify`"
         )
 
-    fp = fingerprint(key.private_key.public_key())
+    scope, entries = _location_index(app, location_id, contact_id, leaves, checkpoint, contacts)
+    first = first_public_key(app.notary)
+    fp = fingerprint(first) if first else fingerprint(key.private_key.public_key())
     exported = [
         _contact(app, location_id, cid, leaves, levels, by_originator, size) for cid in contacts
     ]
     earlier = [
         {"note": c.note, "consistency": [h.hex() for h in levels.consistency_proof(c.size, size)]}
         for c in app.notary.checkpoints()
-        if c.signed and c.key_fingerprint == fp and c.size < size
+        if c.signed and (c.size, c.created_at) < (size, checkpoint.created_at)
     ]
     bundle = {
         "format": BUNDLE_FORMAT,
@@ -83,8 +89,49 @@ def export_bundle(app: DndLedger, location_id: str, contact_id: str | None = Non
         "earlier_checkpoints": earlier,
         "leaves": [leaf.to_json() for leaf in leaves],
         "contacts": exported,
+        "location": scope,
+        "locations": entries,
     }
     return encode_bundle(bundle)
+
+
+def _location_index(
+    app: DndLedger,
+    location_id: str,
+    contact_id: str | None,
+    leaves: list[Leaf],
+    checkpoint: CheckpointRecord,
+    contacts: list[str],
+) -> tuple[str | None, list[list[Any]]]:
+    """For a location export: the location and the signed index that proves it complete.
+
+    ``(None, [])`` for one contact, and for a ledger whose index does not start at
+    leaf 0 (notarised before the index existed): its bundle lists the location's
+    contacts without proving the list complete.
+    """
+    if contact_id is not None:
+        return None, []
+    entries = app.notary.location_entries(leaves)
+    claimed = parse_locations(checkpoint.body)
+    if entries is None or claimed is None:
+        return None, []
+    hashes = [entry_hash(i, leaves[i].originator_id, tag) for i, _, tag in entries]
+    if (len(hashes), root_from_leaf_hashes(hashes)) != claimed or any(
+        oid != leaves[i].originator_id for i, oid, _ in entries
+    ):
+        raise ExportRefused("the notary's location index does not give the one its checkpoint "
+                            "signs: run `dnd-ledger verify`")  # fmt: skip
+    tag = location_tag(location_id)
+    members = {
+        oid for i, oid, t in entries if t == tag and leaves[i].topic.startswith(CONTACT_TOPIC)
+    }
+    listed = {str(contact_uuid(location_id, cid)) for cid in contacts}
+    if members != listed:
+        raise ExportRefused(
+            f"the status view lists {len(listed)} contacts of {location_id!r}, the location "
+            f"index {len(members)}: rebuild the views (`dnd-ledger projections rebuild`)"
+        )
+    return location_id, [[i, t] for i, _, t in entries]
 
 
 def _location_contacts(app: DndLedger, location_id: str) -> list[str]:

@@ -26,122 +26,49 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from dnd_ledger.notary.leaf import Leaf, stored_leaf
+from dnd_ledger.notary.leaf import stored_leaf
+from dnd_ledger.notary.locations import entry_hash, location_of, location_tag, locations_line
 from dnd_ledger.notary.merkle import CompactRange, leaf_hash
+from dnd_ledger.notary.reading import (
+    TRACKING_NAME,
+    NotaryReader,
+    _as_bytes,
+    _select_events_statement,
+)
+from dnd_ledger.notary.records import (
+    TABLES,
+    TIME_PREFIX,
+    CheckpointRecord,
+    StoredEvent,
+    TreeState,
+    checkpoint_time,
+    format_time,
+)
 from dnd_ledger.notary.signed_note import (
     Checkpoint,
     SigningKey,
     fingerprint,
     format_checkpoint_body,
     format_vkey,
-    parse_checkpoint_body,
     sign_checkpoint,
 )
-from dnd_ledger.notary.tree import TreeLevels
-from dnd_ledger.persistence import row_values
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger
 
-TRACKING_NAME = "dnd_ledger.notary"
 #: Leaves a transaction: a leaf is cheap to write, a commit is not.
 BATCH_SIZE = 5000
 #: From ``refresh_views``, the notary catches up at most this often (seconds) per process.
 KEEP_UP_EVERY = 1.0
 DEFAULT_EVERY = 1000
 DEFAULT_INTERVAL = 60.0
-TIME_PREFIX = "time "
-
-TABLES = [
-    "CREATE TABLE IF NOT EXISTS dnd_notary_leaves ("
-    " leaf_index BIGINT PRIMARY KEY, notification_id BIGINT NOT NULL,"
-    " originator_id TEXT NOT NULL, version BIGINT NOT NULL, topic TEXT NOT NULL,"
-    " state_sha256 TEXT NOT NULL, leaf_hash TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS dnd_notary_tree ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, hashes TEXT NOT NULL,"
-    " checkpoint_size BIGINT NOT NULL, pending_since TEXT)",
-    "CREATE TABLE IF NOT EXISTS dnd_notary_checkpoints ("
-    " size BIGINT PRIMARY KEY, root TEXT NOT NULL, note TEXT NOT NULL, key_name TEXT,"
-    " key_fingerprint TEXT, created_at TEXT NOT NULL)",
-    "INSERT INTO dnd_notary_tree (id, size, hashes, checkpoint_size, pending_since)"
-    " VALUES (1, 0, '[]', 0, NULL) ON CONFLICT (id) DO NOTHING",
-]
-
-
-def format_time(t: datetime) -> str:
-    """UTC, microseconds, ``Z``: one spelling per instant, as signed in checkpoints."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def checkpoint_time(checkpoint: Checkpoint) -> datetime | None:
-    """The ``time`` extension line of a checkpoint, if it has one."""
-    for line in checkpoint.extensions:
-        if line.startswith(TIME_PREFIX):
-            return datetime.strptime(line[len(TIME_PREFIX) :], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                tzinfo=UTC
-            )
-    return None
-
-
-@dataclass(frozen=True)
-class CheckpointRecord:
-    """A checkpoint as the notary stored it: the note is the evidence, the rest an index."""
-
-    size: int
-    root: bytes
-    note: str
-    key_name: str | None
-    key_fingerprint: str | None
-    created_at: datetime
-
-    @property
-    def signed(self) -> bool:
-        return self.key_name is not None
-
-    @property
-    def body(self) -> Checkpoint:
-        """The checkpoint text (unverified: ``verify`` checks the signature)."""
-        text = self.note
-        if self.signed:
-            text = text[: text.rfind("\n\n") + 1]
-        return parse_checkpoint_body(text)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "root": self.root.hex(),
-            "signed": self.signed,
-            "key_name": self.key_name,
-            "key_fingerprint": self.key_fingerprint,
-            "created_at": format_time(self.created_at),
-            "note": self.note,
-        }
-
-
-@dataclass(frozen=True)
-class TreeState:
-    size: int
-    range: CompactRange
-    checkpoint_size: int
-    pending_since: datetime | None
-
-
-class StoredEvent(NamedTuple):
-    """A row of the event log exactly as stored: ``state`` is the transcoder's bytes."""
-
-    id: int
-    originator_id: Any
-    originator_version: int
-    topic: str
-    state: bytes
 
 
 class _Moved(Exception):
@@ -151,7 +78,7 @@ class _Moved(Exception):
 _CONFLICTS = (IntegrityError, psycopg.IntegrityError, _Moved)
 
 
-class Notary:
+class Notary(NotaryReader):
     def __init__(
         self,
         app: DndLedger,
@@ -206,98 +133,6 @@ class Notary:
             return None
         return format_vkey(self.signing_key.name, self.signing_key.private_key.public_key())
 
-    # -- reading -----------------------------------------------------------------------
-    def position(self) -> int:
-        return int(self.tracking.max_tracking_id(TRACKING_NAME) or 0)
-
-    def head(self) -> int:
-        return int(self.app.recorder.max_notification_id() or 0)
-
-    def stored_events(self, after: int, limit: int) -> list[StoredEvent]:
-        """Events after a position, in log order, as stored.
-
-        The rows ``recorder.select_notifications`` reads, with the same bytes, in
-        one plain statement: building its Notification objects (a UUID parsed per
-        row) costs more than everything else the notary does with an event.
-        """
-        return [_stored(r) for r in self._rows(after, limit)]
-
-    def _rows(self, after: int, limit: int) -> Sequence[Sequence[Any]]:
-        with self.sql.transaction(commit=False) as c:
-            c.execute(self._select_events, (after, limit))
-            rows: list[Any] = c.fetchall()
-        if self.sql.dialect == "postgres":  # dict rows
-            return [tuple(r.values()) for r in rows]
-        return rows  # sqlite3.Row: already a sequence
-
-    def state(self) -> TreeState:
-        row = self.sql.fetchone(
-            "SELECT size, hashes, checkpoint_size, pending_since FROM dnd_notary_tree WHERE id = 1"
-        )
-        if row is None:
-            raise RuntimeError("the notary's tree row is missing")
-        size, hashes = int(row[0]), [bytes.fromhex(h) for h in json.loads(row[1])]
-        return TreeState(
-            size=size,
-            range=CompactRange.from_state(size, hashes),
-            checkpoint_size=int(row[2]),
-            pending_since=datetime.fromisoformat(row[3]) if row[3] else None,
-        )
-
-    def checkpoints(self) -> list[CheckpointRecord]:
-        rows = self.sql.fetchall(
-            "SELECT size, root, note, key_name, key_fingerprint, created_at"
-            " FROM dnd_notary_checkpoints ORDER BY size"
-        )
-        return [_checkpoint(r) for r in rows]
-
-    def latest_checkpoint(self) -> CheckpointRecord | None:
-        row = self.sql.fetchone(
-            "SELECT size, root, note, key_name, key_fingerprint, created_at"
-            " FROM dnd_notary_checkpoints ORDER BY size DESC LIMIT 1"
-        )
-        return None if row is None else _checkpoint(row)
-
-    def leaves(self, stop: int | None = None, batch: int = 10000) -> Iterator[tuple[int, Leaf]]:
-        """``(leaf index, leaf)`` in index order, up to (not including) ``stop``."""
-        after = -1
-        while True:
-            rows = self.sql.fetchall(
-                "SELECT leaf_index, notification_id, originator_id, version, topic, state_sha256"
-                " FROM dnd_notary_leaves WHERE leaf_index > ? AND leaf_index < ?"
-                " ORDER BY leaf_index LIMIT ?",
-                (after, 2**62 if stop is None else stop, batch),
-            )
-            for r in rows:
-                yield (
-                    int(r[0]),
-                    Leaf(int(r[1]), str(r[2]), int(r[3]), str(r[4]), bytes.fromhex(r[5])),
-                )
-            if len(rows) < batch:
-                return
-            after = int(rows[-1][0])
-
-    def levels(self, size: int) -> TreeLevels:
-        """The tree of the first ``size`` leaves, from the stored leaf hashes."""
-        levels = TreeLevels()
-        after = -1
-        while levels.size < size:
-            rows = self.sql.fetchall(
-                "SELECT leaf_index, leaf_hash FROM dnd_notary_leaves"
-                " WHERE leaf_index > ? AND leaf_index < ? ORDER BY leaf_index LIMIT 10000",
-                (after, size),
-            )
-            if not rows:
-                break
-            for index, h in rows:
-                if int(index) != levels.size:
-                    raise RuntimeError(f"the notary's leaves skip index {levels.size}")
-                levels.append(bytes.fromhex(h))
-            after = int(rows[-1][0])
-        if levels.size != size:
-            raise RuntimeError(f"the notary holds {levels.size} leaves, not {size}")
-        return levels
-
     # -- catching up -------------------------------------------------------------------
     def keep_up(self) -> int:
         """``catch_up``, unless this process did so less than ``keep_up_every`` seconds ago.
@@ -340,6 +175,7 @@ class Notary:
         rng = state.range.copy()
         checkpoint_size = state.checkpoint_size
         pending_since: datetime | None = state.pending_since or now
+        locs = state.locations.copy() if state.locations is not None else None
         leaves, checkpoints = [], []
         for position, originator, version, topic, stored in batch:
             if type(stored) is not bytes:
@@ -347,9 +183,11 @@ class Notary:
             oid, digest, data = stored_leaf(position, originator, version, topic, stored)
             h = leaf_hash(data)
             leaves.append((rng.size, position, oid, version, topic, digest, h.hex()))
+            if version == 1 and locs is not None:  # an aggregate's first event: index it
+                locs.append(entry_hash(rng.size, oid, location_tag(location_of(stored))))
             rng.append(h)
         if at_head and self._due(rng.size - checkpoint_size, pending_since, now):
-            checkpoints.append(self._make_checkpoint(rng.size, rng.root(), now))
+            checkpoints.append(self._make_checkpoint(rng.size, rng.root(), now, locs))
             checkpoint_size, pending_since = rng.size, None
         q = self.sql.q
         with self.sql.transaction() as c:
@@ -361,6 +199,11 @@ class Notary:
                 ),
                 leaves,
             )
+            if locs is not None and state.locations is not None and locs != state.locations:
+                c.execute(
+                    q("UPDATE dnd_notary_location_tree SET size = ?, hashes = ? WHERE id = 1"),
+                    (locs.size, json.dumps([h.hex() for h in locs.hashes])),
+                )
             for record in checkpoints:
                 self._insert_checkpoint(c, record)
             self.tracking._insert_tracking(c, Tracking(TRACKING_NAME, batch[-1][0]))
@@ -377,6 +220,16 @@ class Notary:
         if self._due(state.size - state.checkpoint_size, state.pending_since, self.app.clock()):
             with contextlib.suppress(*_CONFLICTS):  # another process moved the tree meanwhile
                 self._checkpoint_at(state)
+
+    def retired(self) -> bool:
+        """Whether the configured key was handed over: a retired key signs nothing more."""
+        if self.signing_key is None:
+            return False
+        row = self.sql.fetchone(
+            "SELECT 1 FROM dnd_notary_handovers WHERE previous_fingerprint = ?",
+            (fingerprint(self.signing_key.private_key.public_key()),),
+        )
+        return row is not None
 
     # -- checkpoints -------------------------------------------------------------------
     def checkpoint(self) -> CheckpointRecord | None:
@@ -395,7 +248,9 @@ class Notary:
             if latest is not None and latest.size == state.size:
                 if latest.signed or self.signing_key is None:
                     return latest
-                record = self._make_checkpoint(state.size, state.range.root(), self.app.clock())
+                record = self._make_checkpoint(
+                    state.size, state.range.root(), self.app.clock(), state.locations
+                )
                 with self.sql.transaction() as c:
                     c.execute(
                         self.sql.q(
@@ -412,16 +267,28 @@ class Notary:
                 continue
 
     def _checkpoint_at(self, state: TreeState) -> CheckpointRecord:
-        record = self._make_checkpoint(state.size, state.range.root(), self.app.clock())
+        now = self.app.clock()
+        record = self._make_checkpoint(state.size, state.range.root(), now, state.locations)
         with self.sql.transaction() as c:
             self._move_tree(c, state, state.range, state.size, None)
             self._insert_checkpoint(c, record)
         return record
 
-    def _make_checkpoint(self, size: int, root: bytes, now: datetime) -> CheckpointRecord:
-        checkpoint = Checkpoint(self.origin, size, root, (TIME_PREFIX + format_time(now),))
+    def checkpoint_body(
+        self, size: int, root: bytes, now: datetime, locations: CompactRange | None
+    ) -> Checkpoint:
+        """The checkpoint text: origin, size, root, time and the location index."""
+        extensions = [TIME_PREFIX + format_time(now)]
+        if locations is not None:
+            extensions.append(locations_line(locations.size, locations.root()))
+        return Checkpoint(self.origin, size, root, tuple(extensions))
+
+    def _make_checkpoint(
+        self, size: int, root: bytes, now: datetime, locations: CompactRange | None
+    ) -> CheckpointRecord:
+        checkpoint = self.checkpoint_body(size, root, now, locations)
         key = self.signing_key
-        if key is None:
+        if key is None or self.retired():
             return CheckpointRecord(size, root, format_checkpoint_body(checkpoint), None, None, now)
         note = sign_checkpoint(checkpoint, key.name, key.private_key)
         return CheckpointRecord(
@@ -469,46 +336,6 @@ class Notary:
         )
         if c.fetchone() is None:
             raise _Moved
-
-
-def _stored(row: Sequence[Any]) -> StoredEvent:
-    state = row[4]
-    return StoredEvent(row[0], row[1], row[2], row[3], _as_bytes(state))
-
-
-def _as_bytes(state: Any) -> bytes:
-    if type(state) is bytes:
-        return state
-    # Text written into the BLOB column by hand, or a memoryview.
-    return state.encode("utf-8") if isinstance(state, str) else bytes(state)
-
-
-def _select_events_statement(app: DndLedger) -> str:
-    recorder: Any = app.recorder
-    table = str(recorder.events_table_name)
-    if app.sql.dialect == "sqlite":
-        return (
-            f"SELECT rowid, originator_id, originator_version, topic, state FROM {table}"
-            " WHERE rowid > ? ORDER BY rowid LIMIT ?"
-        )
-    schema = str(getattr(recorder.datastore, "schema", "") or "public")
-    return (
-        "SELECT notification_id, originator_id, originator_version, topic, state"
-        f' FROM "{schema}"."{table}" WHERE notification_id > %s ORDER BY notification_id'
-        " LIMIT %s"
-    )
-
-
-def _checkpoint(row: tuple[Any, ...]) -> CheckpointRecord:
-    r = row_values(row)
-    return CheckpointRecord(
-        size=int(r[0]),
-        root=bytes.fromhex(r[1]),
-        note=str(r[2]),
-        key_name=r[3],
-        key_fingerprint=r[4],
-        created_at=datetime.strptime(r[5], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
-    )
 
 
 __all__ = [

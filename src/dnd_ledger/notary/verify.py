@@ -27,27 +27,29 @@ Checks, in log order:
 
 from __future__ import annotations
 
-import itertools
 import json
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from dnd_ledger.notary.leaf import Leaf, LeafError, canonical_originator, stored_leaf
-from dnd_ledger.notary.merkle import ProofError, leaf_hash, verify_consistency
-from dnd_ledger.notary.notary import CheckpointRecord, StoredEvent, checkpoint_time, format_time
-from dnd_ledger.notary.offline import contact_originator
-from dnd_ledger.notary.signed_note import (
-    Checkpoint,
-    NoteError,
-    VerifierKey,
-    fingerprint,
-    format_checkpoint_body,
-    verify_checkpoint,
-)
+from dnd_ledger.notary.cosign import WitnessKey
+from dnd_ledger.notary.keychain import KeyChain
+from dnd_ledger.notary.leaf import Leaf, LeafError, stored_leaf
+from dnd_ledger.notary.locations import entry_hash, location_of, location_tag
+from dnd_ledger.notary.merkle import CompactRange, leaf_hash
+from dnd_ledger.notary.records import StoredEvent, format_time
+from dnd_ledger.notary.signed_note import VerifierKey, fingerprint
 from dnd_ledger.notary.tree import TreeLevels
+from dnd_ledger.notary.verify_checkpoints import CheckpointChecks
+from dnd_ledger.notary.verify_report import (
+    Cp,
+    Naming,
+    Problem,
+    Report,
+    event_name,
+    oid_of,
+    tagged_time,
+)
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger
@@ -61,99 +63,36 @@ CONTACT_TOPIC = "dnd_ledger.domain.contact:Contact."
 ADDRESS_TOPIC = "dnd_ledger.domain.address:Address."
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing that does not hold, with where it is and what differs."""
-
-    kind: str
-    message: str
-    position: int | None = None
-    leaf_index: int | None = None
-    originator_id: str | None = None
-    version: int | None = None
-    checkpoint_size: int | None = None
-    expected: str | None = None
-    found: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass
-class Report:
-    events: int = 0
-    tree_size: int = 0
-    notary_position: int = 0
-    pending: int = 0
-    checkpoints: int = 0
-    signed_checkpoints: int = 0
-    verified_size: int = 0
-    key: dict[str, str] | None = None
-    problems: list[Problem] = field(default_factory=list)
-    problem_count: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def status(self) -> str:
-        if self.problem_count:
-            return "problem"
-        if self.tree_size and (self.key is None or not self.verified_size):
-            return "unsigned"
-        return "ok"
-
-    @property
-    def exit_code(self) -> int:
-        return {"ok": 0, "problem": 1, "unsigned": 3}[self.status]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "ok": self.status == "ok",
-            "events": self.events,
-            "tree_size": self.tree_size,
-            "notary_position": self.notary_position,
-            "pending": self.pending,
-            "checkpoints": self.checkpoints,
-            "signed_checkpoints": self.signed_checkpoints,
-            "verified_size": self.verified_size,
-            "key": self.key,
-            "first_problem": self.problems[0].to_json() if self.problems else None,
-            "problem_count": self.problem_count,
-            "problems": [p.to_json() for p in self.problems],
-            "notes": self.notes,
-        }
-
-
-@dataclass
-class _Cp:
-    record: CheckpointRecord
-    body: Checkpoint | None
-    time: datetime | None
-    bad: bool = False
-
-
-class Verifier:
+class Verifier(CheckpointChecks, Naming):
     def __init__(
         self,
         app: DndLedger,
         public_key: VerifierKey | None,
         skew: timedelta = CLOCK_SKEW,
         known: Sequence[str] = (),
+        witnesses: Sequence[WitnessKey] = (),
+        require_witnesses: int = 0,
     ) -> None:
         self.app = app
         self.known = list(known)
+        self.witness_keys = list(witnesses)
+        self.require_witnesses = require_witnesses
+        self.latest_cosignatures = 0
         self.notary = app.notary
         self.key = public_key
+        self.chain = None if public_key is None else KeyChain(public_key)
         self.skew = skew
         self.report = Report()
         self.levels = TreeLevels()
         self._versions: dict[str, int] = {}
         self._names: dict[str, str] = {}
         self._locations: dict[str, str] = {}
-        self._cps: list[_Cp] = []
-        self._timed: list[_Cp] = []
+        self._cps: list[Cp] = []
+        self._timed: list[Cp] = []
         self._timed_sizes: list[int] = []
         self._lookups = 0
+        self.locations = CompactRange()
+        self.locations_broken = False
 
     # -- the run ---------------------------------------------------------------------
     def run(self) -> Report:
@@ -194,12 +133,16 @@ class Verifier:
                 event = next(events, None)
             if event is not None and event.id == position:
                 h = self._notarised(event, row, index)
+                if event.originator_version == 1:
+                    self._index(index, event)
                 event = next(events, None)
             else:
                 leaf = self._row_leaf(row)
                 if leaf is None:
                     break  # reported; without the event or a leaf there is no hash to go on
                 self._missing(leaf, index)
+                if leaf.version == 1:
+                    self.locations_broken = True  # its location is gone with it (reported)
                 h = leaf.hash()
             self.levels.append(h)
             while next_cp < len(self._cps) and self._cps[next_cp].record.size == self.levels.size:
@@ -228,8 +171,12 @@ class Verifier:
                 )
                 cp.bad = True
         self._check_consistency()
+        if self.chain is not None:
+            r.keys = [{"name": k.name, "fingerprint": fingerprint(k.public_key)}
+                      for k in self.chain.keys]  # fmt: skip
         for i, note in enumerate(self.known):
             self._check_known(i, note)
+        self._check_witnesses()
         self._summarise()
         return r
 
@@ -284,6 +231,11 @@ class Verifier:
             )
 
     # -- events ------------------------------------------------------------------------
+    def _index(self, index: int, event: StoredEvent) -> None:
+        """The location index entry of an aggregate's first event, rebuilt from its bytes."""
+        where = location_of(bytes(event.state))
+        self.locations.append(entry_hash(index, oid_of(event), location_tag(where)))
+
     def _notarised(self, event: StoredEvent, row: tuple[Any, ...], index: int) -> bytes:
         self.report.events += 1
         version, topic = event.originator_version, event.topic
@@ -348,7 +300,7 @@ class Verifier:
         self._problem(
             "deleted",
             f"event at position {leaf.notification_id} ({self._name(leaf.originator_id, leaf.topic)}"
-            f" version {leaf.version}, {_event_name(leaf.topic)}; leaf {index}) is gone from the "
+            f" version {leaf.version}, {event_name(leaf.topic)}; leaf {index}) is gone from the "
             "store: it was deleted after it was notarised",
             position=leaf.notification_id,
             leaf_index=index,
@@ -374,13 +326,13 @@ class Verifier:
         """Versions, decoding and times: what every event must satisfy, notarised or not."""
         if index is None and report:
             self.report.events += 1
-        oid = oid or _oid(event)
+        oid = oid or oid_of(event)
         version = int(event.originator_version)
         last = self._versions.get(oid, 0)
         self._versions[oid] = version
         try:
             state = json.loads(bytes(event.state))
-            recorded = _time(state["timestamp"])
+            recorded = tagged_time(state["timestamp"])
         except (ValueError, KeyError, TypeError):
             if report:
                 self._problem(
@@ -411,256 +363,11 @@ class Verifier:
             return
         self._check_time(event, index, recorded)
 
-    def _check_time(self, event: StoredEvent, index: int | None, recorded: datetime) -> None:
-        timed = self._timed
-        at = len(timed) if index is None else bisect_right(self._timed_sizes, index)
-        before = timed[at - 1] if at else None
-        after = timed[at] if at < len(timed) else None
-        if before is not None and before.time and recorded < before.time - self.skew:
-            self._problem(
-                "backdated",
-                f"{self._where(event, index)} says it was recorded at {recorded.isoformat()}, "
-                f"before the checkpoint at size {before.record.size} was made "
-                f"({format_time(before.time)}), yet that checkpoint does not contain it: it was "
-                "added later and backdated",
-                position=event.id,
-                originator_id=str(event.originator_id),
-                version=event.originator_version,
-                checkpoint_size=before.record.size,
-            )
-        elif after is not None and after.time and recorded > after.time + self.skew:
-            self._problem(
-                "postdated",
-                f"{self._where(event, index)} says it was recorded at {recorded.isoformat()}, "
-                f"after the checkpoint at size {after.record.size} that contains it was made "
-                f"({format_time(after.time)})",
-                position=event.id,
-                originator_id=str(event.originator_id),
-                version=event.originator_version,
-                checkpoint_size=after.record.size,
-            )
-
-    # -- checkpoints -------------------------------------------------------------------
-    def _parse_checkpoint(self, record: CheckpointRecord) -> _Cp:
-        try:
-            body = record.body
-        except NoteError as e:
-            cp = _Cp(record, None, None, bad=True)
-            self._problem(
-                "checkpoint",
-                f"checkpoint at size {record.size}: its note is malformed ({e})",
-                checkpoint_size=record.size,
-            )
-            return cp
-        return _Cp(record, body, checkpoint_time(body))
-
-    def _check_checkpoint(self, cp: _Cp) -> None:
-        record, body = cp.record, cp.body
-        if body is None:
-            return
-        where = f"checkpoint at size {record.size} (made {format_time(record.created_at)})"
-        root = self.levels.root()
-        if body.size != record.size or body.root_hash != record.root:
-            cp.bad = True
-            self._problem(
-                "checkpoint",
-                f"{where}: its note says size {body.size}, root {body.root_hash.hex()[:16]}..., "
-                f"its row says size {record.size}, root {record.root.hex()[:16]}...: the "
-                "checkpoints table was edited",
-                checkpoint_size=record.size,
-            )
-        elif body.root_hash != root:
-            cp.bad = True
-            self._problem(
-                "root",
-                f"{where}: its root {body.root_hash.hex()[:16]}... is not the root of the first "
-                f"{record.size} stored events ({root.hex()[:16]}...): an event it covers was "
-                "changed, removed or inserted after it was made",
-                checkpoint_size=record.size,
-                expected=body.root_hash.hex(),
-                found=root.hex(),
-            )
-        if body.origin != self.notary.origin:
-            cp.bad = True
-            self._problem(
-                "checkpoint",
-                f"{where}: its origin {body.origin!r} is not this log's ({self.notary.origin!r})",
-                checkpoint_size=record.size,
-            )
-        if not record.signed:
-            if record.note != format_checkpoint_body(body):
-                cp.bad = True
-                self._problem(
-                    "checkpoint",
-                    f"{where}: unsigned, yet its note carries more than the checkpoint text",
-                    checkpoint_size=record.size,
-                )
-            return
-        if self.key is None:
-            return
-        try:
-            verify_checkpoint(record.note, self.key.name, self.key.public_key)
-        except NoteError as e:
-            cp.bad = True
-            self._problem(
-                "signature",
-                f"{where}: its signature does not verify with key {self.key.name} ({e})",
-                checkpoint_size=record.size,
-            )
-            return
-        if not cp.bad:
-            self.report.verified_size = record.size
-
-    def _check_consistency(self) -> None:
-        good = [
-            (c, c.body)
-            for c in self._cps
-            if not c.bad and c.body is not None and c.record.size <= self.levels.size
-        ]
-        for (old, old_body), (new, new_body) in itertools.pairwise(good):
-            if old.time and new.time and new.time < old.time:
-                self._problem(
-                    "checkpoint",
-                    f"checkpoint at size {new.record.size} was made at {format_time(new.time)}, "
-                    f"before the smaller one at size {old.record.size} ({format_time(old.time)})",
-                    checkpoint_size=new.record.size,
-                )
-            if old.record.size == new.record.size:
-                continue
-            proof = self.levels.consistency_proof(old.record.size, new.record.size)
-            try:
-                verify_consistency(
-                    old.record.size, new.record.size, proof, old_body.root_hash, new_body.root_hash
-                )
-            except ProofError as e:
-                self._problem(
-                    "consistency",
-                    f"checkpoints at sizes {old.record.size} and {new.record.size} are not "
-                    f"consistent: {e}",
-                    checkpoint_size=new.record.size,
-                )
-
-    def _check_known(self, i: int, note: str) -> None:
-        where = f"the checkpoint you hold ({i + 1})"
-        if self.key is None:
-            self._problem("known", f"{where} cannot be checked without a public key")
-            return
-        try:
-            body = verify_checkpoint(note, self.key.name, self.key.public_key)
-        except NoteError as e:
-            self._problem("known", f"{where} is not signed by key {self.key.name}: {e}")
-            return
-        when = checkpoint_time(body)
-        where = f"the checkpoint you hold (size {body.size}" + (
-            f", made {format_time(when)})" if when else ")"
-        )
-        if body.origin != self.notary.origin:
-            self._problem("known", f"{where} is from another log ({body.origin!r})")
-        elif body.size > self.levels.size:
-            self._problem(
-                "truncated",
-                f"{where} covers {body.size} events, but the ledger has only "
-                f"{self.levels.size} notarised events now: events were removed (rolled back) "
-                "together with the notary's own records",
-                checkpoint_size=body.size,
-                expected=str(body.size),
-                found=str(self.levels.size),
-            )
-        elif self.levels.root(body.size) != body.root_hash:
-            self._problem(
-                "rewritten",
-                f"{where}: the first {body.size} events no longer have its root: the log was "
-                "rewritten after it was signed",
-                checkpoint_size=body.size,
-                expected=body.root_hash.hex(),
-                found=self.levels.root(body.size).hex(),
-            )
-
     # -- reporting ---------------------------------------------------------------------
     def _problem(self, kind: str, message: str, **where: Any) -> None:
         self.report.problem_count += 1
         if len(self.report.problems) < MAX_PROBLEMS:
             self.report.problems.append(Problem(kind, message, **where))
-
-    def _name(self, originator_id: str, topic: str) -> str:
-        found = self._names.get(originator_id) or self._view_name(originator_id)
-        if found:
-            return found
-        kind = "contact" if topic.startswith(CONTACT_TOPIC) else "aggregate"
-        if topic.startswith(ADDRESS_TOPIC):
-            kind = "address"
-        return f"{kind} {originator_id}"
-
-    def _learn_name(self, oid: str, topic: str, state: dict[str, Any]) -> None:
-        """Names whose ids check out: a contact's id is derived from its location and id."""
-        loc, cid = state.get("location_id"), state.get("contact_id")
-        if topic == ADDRESS_TOPIC + "Seen" and isinstance(loc, str):
-            self._locations[oid] = loc
-            self._names[oid] = f"address {state.get('ref')} in {loc}"
-            return
-        if topic == ADDRESS_TOPIC + "Claimed":
-            loc = self._locations.get(oid)
-        if isinstance(loc, str) and isinstance(cid, str):
-            contact = contact_originator(loc, cid)
-            if topic == ADDRESS_TOPIC + "Claimed" or contact == oid:
-                self._names.setdefault(contact, f"contact {loc}/{cid}")
-
-    def _view_name(self, originator_id: str) -> str | None:
-        """A name from the views, for an aggregate whose own first event cannot be trusted."""
-        row = self.app.sql.fetchone(
-            "SELECT location_id, contact_id FROM dnd_status_contacts WHERE aggregate_id = ?",
-            (originator_id,),
-        )
-        if row is None:
-            return None
-        self._names[originator_id] = f"contact {row[0]}/{row[1]}"
-        return self._names[originator_id]
-
-    def _where(self, event: StoredEvent, index: int | None = None) -> str:
-        oid = _oid(event)
-        leaf = f"; leaf {index}" if index is not None else ""
-        return (
-            f"event at position {event.id} ({self._name(oid, event.topic)} version "
-            f"{event.originator_version}, {_event_name(event.topic)}{leaf})"
-        )
-
-    def _summarise(self) -> None:
-        r = self.report
-        if r.pending:
-            r.notes.append(
-                f"{r.pending} events after position {r.notary_position} are not notarised yet "
-                "(the notary catches up when the ledger is next used, or run `dnd-ledger checkpoint`)"
-            )
-        if not r.checkpoints:
-            if r.tree_size:
-                r.notes.append("no checkpoint yet: run `dnd-ledger checkpoint`")
-            return
-        if r.key is None:
-            r.notes.append(
-                "signatures not checked: no public key (configure DND_LEDGER_SIGNING_KEY or pass "
-                "--public-key); the checks above prove the log matches its own tree, not that "
-                "the tree is the one that was signed"
-            )
-        elif not r.signed_checkpoints:
-            r.notes.append(
-                "no checkpoint is signed (they were made without a signing key): the log "
-                "matches its own tree, but anyone able to rewrite the database could rewrite "
-                "both; configure DND_LEDGER_SIGNING_KEY and run `dnd-ledger checkpoint`"
-            )
-        unsigned_after = [
-            c.record.size
-            for c in self._cps
-            if not c.record.signed and c.record.size > r.verified_size
-        ]
-        if r.verified_size and unsigned_after:
-            r.notes.append(
-                f"checkpoints at sizes {', '.join(map(str, unsigned_after))} are unsigned"
-            )
-        if r.verified_size and r.verified_size < r.tree_size:
-            r.notes.append(
-                f"the last {r.tree_size - r.verified_size} notarised events are not yet under a "
-                "signed checkpoint"
-            )
 
 
 def verify_ledger(
@@ -669,29 +376,15 @@ def verify_ledger(
     *,
     skew: timedelta = CLOCK_SKEW,
     known: Sequence[str] = (),
+    witnesses: Sequence[WitnessKey] = (),
+    require_witnesses: int = 0,
 ) -> Report:
-    """Check the whole ledger against its notary; see the module docstring."""
-    return Verifier(app, public_key, skew, known).run()
+    """Check the whole ledger against its notary; see the module docstring.
 
-
-def _oid(event: StoredEvent) -> str:
-    try:
-        return canonical_originator(event.originator_id)
-    except LeafError:
-        return str(event.originator_id)
-
-
-def _event_name(topic: str) -> str:
-    return topic.rpartition(".")[2] or topic
-
-
-def _time(value: Any) -> datetime:
-    if not isinstance(value, dict) or value.get("_type_") != "datetime_iso":
-        raise ValueError("not a tagged datetime")
-    t = datetime.fromisoformat(value["_data_"])
-    if t.tzinfo is None:
-        raise ValueError("datetime without a zone")
-    return t
+    With ``require_witnesses``, the latest signed checkpoint must also carry that many
+    valid cosignatures from distinct ``witnesses``; a forged one is always a problem.
+    """
+    return Verifier(app, public_key, skew, known, witnesses, require_witnesses).run()
 
 
 __all__ = ["CLOCK_SKEW", "Problem", "Report", "Verifier", "verify_ledger"]
