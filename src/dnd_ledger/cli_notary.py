@@ -14,6 +14,7 @@ import click
 from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json, table
 from dnd_ledger.domain.errors import InvalidInput
+from dnd_ledger.domain.text import NotText, decode_text
 from dnd_ledger.notary.bundle import export_bundle
 from dnd_ledger.notary.notary import CheckpointRecord, format_time
 from dnd_ledger.notary.offline import (
@@ -221,7 +222,10 @@ def verify(c: Ctx, public_key: str | None, known: tuple[str, ...], as_json: bool
 
 
 def _known_note(path: Path) -> str:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = decode_text(path.read_bytes(), str(path))
+    except NotText as e:
+        raise click.BadParameter(str(e), param_hint="--known-checkpoint") from None
     if text.lstrip().startswith("{"):
         try:
             return str(json.loads(text)["checkpoint"])

@@ -60,6 +60,7 @@ DEFAULT_OPT_OUT = [
     "UNSUBSCRIBE",
     "CANCEL",
     "STOPALL",
+    "STOP ALL",
     "END",
     "QUIT",
     "REVOKE",
@@ -860,7 +861,7 @@ class TestPolicy:
         assert len(doc["digest"]) == 64
         assert doc["carrier_codes"]["30003"] == {
             "effect": "temporary",
-            "channel": "sms",
+            "channel": None,  # the channel the message went out on
             "description": "Unreachable handset",
         }
         assert {code: r["effect"] for code, r in doc["carrier_codes"].items()} == {
