@@ -58,6 +58,8 @@ from dnd_ledger.domain.values import (
     Overall,
     Source,
 )
+from dnd_ledger.erasure import Erasure, erase_personal_data
+from dnd_ledger.idempotency import email_key, legacy_key, request_key
 from dnd_ledger.notary.notary import DEFAULT_EVERY, DEFAULT_INTERVAL, Notary
 from dnd_ledger.notary.signed_note import SigningKey
 from dnd_ledger.persistence import Database, Sql, eventsourcing_env, parse_db_url
@@ -78,7 +80,6 @@ MAX_ID = 128
 MAX_TEXT = 4096
 MAX_ATTEMPTS = 20
 MESSAGE_CHANNELS = (Channel.SMS, Channel.WHATSAPP)
-LEGACY_KEY = "legacy-import"
 #: How long (seconds) a query may wait for the views to be shown current before it
 #: fails closed with LedgerUnavailable.
 VIEW_DEADLINE = 5.0
@@ -530,7 +531,8 @@ class DndLedger(Application[UUID]):
         _check_id("contact_id", c.contact_id)
         at = self._time(unit, c.occurred_at)
         phones, emails = self._phone_refs(c.phones), self._email_refs(c.emails)
-        key = _request_key(c.request_id)
+        key = request_key(self.keyring, c.request_id, "register", phones=set(phones),
+                          emails=set(emails), actor=c.actor, at=c.occurred_at)  # fmt: skip
         return self._ensure_contact(
             unit, c.location_id, c.contact_id, phones, emails, at, Source.USER, c.actor, key
         )
@@ -596,10 +598,11 @@ class DndLedger(Application[UUID]):
         channels = _channels(c.channels)
         actor = _required("actor", c.actor)
         at = self._time(unit, c.occurred_at)
-        key = _request_key(c.request_id)
+        reason = _optional_text("reason", c.reason)
+        key = request_key(self.keyring, c.request_id, "dnd set", channels=set(channels),
+                          actor=actor, reason=reason, at=c.occurred_at)  # fmt: skip
         if contact.has_key(key):
             return Outcome("duplicate", contacts=(c.contact_id,))
-        reason = _optional_text("reason", c.reason)
         effect = Effect(
             Op.BLOCK, channels, DndKind.ACTIVE, code="user",
             message=reason or f"set by {actor} from the contact record",
@@ -617,8 +620,10 @@ class DndLedger(Application[UUID]):
         channels = _channels(c.channels)
         actor = _required("actor", c.actor)
         at = self._time(unit, c.occurred_at)
-        key = _request_key(c.request_id)
         reason = _optional_text("reason", c.reason)
+        key = request_key(self.keyring, c.request_id, "dnd clear", channels=set(channels),
+                          actor=actor, reason=reason, suppression_removed=c.suppression_removed,
+                          at=c.occurred_at)  # fmt: skip
         self._ready(contact, at)  # the guard folds the state at ``at``
         while True:
             if contact.has_key(key):
@@ -653,7 +658,9 @@ class DndLedger(Application[UUID]):
         ticket = _required("ticket", c.ticket)
         evidence = _required("evidence", c.evidence, MAX_TEXT)
         at = self._time(unit, c.occurred_at)
-        key = _request_key(c.request_id)
+        key = request_key(self.keyring, c.request_id, "approve opt-in", channels=set(channels),
+                          approver=approver, ticket=ticket, evidence=evidence,
+                          at=c.occurred_at)  # fmt: skip
         if contact.has_key(key):
             return Outcome("duplicate", contacts=(c.contact_id,))
         effect = Effect(
@@ -778,8 +785,9 @@ class DndLedger(Application[UUID]):
             origin=ref, suppression=rule.requires_suppression_removal,
         )  # fmt: skip
         detail = _drop_none(address_ref=ref, reason=reason, provider_event_id=c.event_id)
+        key = email_key(token, normalise_email(c.recipient), ref, c.key_per_recipient)
         return self._signal(
-            unit, c.location_id, AddressKind.EMAIL, ref, event, at, f"email:{token}", effect, detail
+            unit, c.location_id, AddressKind.EMAIL, ref, event, at, key, effect, detail
         )
 
     def _legacy(self, unit: _Unit, c: cmd.ImportLegacy) -> Outcome:
@@ -788,7 +796,8 @@ class DndLedger(Application[UUID]):
         at = self._time(unit, c.occurred_at)
         phones, emails = self._phone_refs(c.phones), self._email_refs(c.emails)
         contact = unit.contact(c.location_id, c.contact_id)
-        if contact is not None and contact.has_key(LEGACY_KEY):
+        key = legacy_key(self.keyring, c.dnd, phones, emails, c.occurred_at)
+        if contact is not None and key in contact.keys:  # an identical row: nothing new
             return Outcome("duplicate", contacts=(c.contact_id,))
         reg = self._ensure_contact(
             unit,
@@ -811,7 +820,7 @@ class DndLedger(Application[UUID]):
         self._ready(contact, at)
         contact.record(
             "LegacyDndImported", occurred_at=at, source=Source.IMPORT, actor="legacy-import",
-            idempotency_key=LEGACY_KEY, policy_version=self.policy.stamp, effect=effect,
+            idempotency_key=key, policy_version=self.policy.stamp, effect=effect,
             detail={"legacy_dnd": c.dnd}, timestamp=unit.now,
         )  # fmt: skip
         events = (*(reg.events if reg.result == "appended" else ()), "LegacyDndImported")
@@ -902,6 +911,7 @@ class DndLedger(Application[UUID]):
         if channels is None:
             raise UnknownContact.of(location_id, contact_id)
         if as_of_t is not None or known_t is not None:
+            self._registered_by(location_id, contact_id, as_of_t, known_t)
             entries = self.views.entries(location_id, contact_id, as_of_t, known_t)
             channels = fold(entries).channels()
         return StatusView(
@@ -937,6 +947,21 @@ class DndLedger(Application[UUID]):
         view = self.status(location_id, contact_id, as_of=as_of, known_at=known_at)
         return decide(view.channels, channel, direction, mode)
 
+    def _registered_by(
+        self, location_id: str, contact_id: str, as_of: datetime | None, known_at: datetime | None
+    ) -> None:
+        """A past-time query about a contact must fall after its registration: before
+        it, the ledger knew nothing of the contact, and "no DND" would be a guess."""
+        with self._lock:
+            contact = self._load_contact(location_id, contact_id)
+        for name, t, since in (("as_of", as_of, contact.registered_at),
+                               ("known_at", known_at, contact.created_on)):  # fmt: skip
+            if t is not None and t < since:
+                raise UnknownContact(
+                    f"contact {contact_id!r} was not registered in location {location_id!r} "
+                    f"at {t.isoformat()} ({name}): it was registered at {since.isoformat()}"
+                )
+
     def history(self, location_id: str, contact_id: str) -> list[HistoryItem]:
         contact_id_uuid = contact_uuid(location_id, contact_id)
         self._load_contact(location_id, contact_id)
@@ -970,10 +995,10 @@ class DndLedger(Application[UUID]):
         """The personal value behind a reference, unless it was erased."""
         return self.vault.get(ref)
 
-    def erase_personal_data(self, location_id: str, contact_id: str) -> int:
-        """Erase the contact's addresses from the vault; the ledger stays intact."""
-        refs = self.contact_addresses(location_id, contact_id)
-        return self.vault.erase([*refs["phones"], *refs["emails"]])
+    def erase_personal_data(self, location_id: str, contact_id: str) -> Erasure:
+        """Erase the contact's personal values (addresses, message bodies, opt-in
+        evidence) from the vault; the ledger stays intact. See :mod:`dnd_ledger.erasure`."""
+        return erase_personal_data(self, location_id, contact_id)
 
 
 def _hex(originator_id: UUID | str) -> str:
@@ -1055,12 +1080,6 @@ def _channels(channels: Sequence[Channel]) -> tuple[Channel, ...]:
                 f"unknown channel {ch!r}; channels are {', '.join(c.value for c in ALL_CHANNELS)}"
             ) from None
     return tuple(dict.fromkeys(out))
-
-
-def _request_key(request_id: str | None) -> str | None:
-    if request_id is None or not request_id.strip():
-        return None
-    return "request:" + _required("request_id", request_id)
 
 
 def _drop_none(**kwargs: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from dnd_ledger.cli_output import (
 )
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable
 from dnd_ledger.domain.policy import PolicyError
+from dnd_ledger.domain.text import NotText, decode_text
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
 from dnd_ledger.files import loose_files
 from dnd_ledger.opening import ledger_files, require_ledger
@@ -515,8 +517,12 @@ def _tally(summary: dict[str, Any], line: int, o: cmd.Outcome) -> None:
 
 
 def _read_legacy(file: str) -> Iterator[tuple[int, cmd.ImportLegacy | str]]:
-    stream: Any = sys.stdin if file == "-" else open(file, encoding="utf-8-sig", newline="")  # noqa: SIM115
-    with stream as f:
+    raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    try:
+        text = decode_text(raw, "standard input" if file == "-" else file)
+    except NotText as e:
+        raise click.ClickException(str(e)) from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         need = {"location_id", "contact_id", "phone", "email", "dnd"}
         missing = need - set(reader.fieldnames or ())
@@ -568,6 +574,12 @@ def policy_show(c: Ctx, fmt: str) -> None:
     rows = [(code, r.effect, r.channel or "message's channel", r.description)
             for code, r in sorted(p.carrier_codes.items())]  # fmt: skip
     click.echo(table(["carrier code", "effect", "channel", "meaning"], rows))
+    reasons = [(reason, r.effect, "yes" if r.requires_suppression_removal else "no")
+            for reason, r in sorted(p.email_failed_permanent.items())]  # fmt: skip
+    click.echo(table(["mailgun permanent failure", "effect", "needs suppression removal"], reasons))
+    words = p.opt_out_keywords if p.review.words is None else p.review.words
+    review = f"{p.review.effect}: {', '.join(words)}" if p.review.enabled else "off"
+    click.echo(f"review (longer messages containing): {review}")
 
 
 @cli.command()

@@ -15,6 +15,7 @@ import click
 from dnd_ledger.cli import Ctx, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json
 from dnd_ledger.commands import Command
+from dnd_ledger.domain.text import NotText, decode_text
 from dnd_ledger.providers.backfill import FORMATS, BackfillItem, iter_backfill
 from dnd_ledger.providers.outcomes import Ignored, ParseError
 
@@ -26,8 +27,8 @@ def mailgun_keys(config: str | None, location: str) -> list[str]:
     if config is None:
         raise click.UsageError("--verify-signatures needs --config (or DND_LEDGER_CONFIG)")
     try:
-        data = tomllib.loads(Path(config).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        data = tomllib.loads(decode_text(Path(config).read_bytes(), config))
+    except (OSError, NotText, tomllib.TOMLDecodeError) as e:
         raise click.ClickException(f"cannot read config {config}: {e}") from e
     loc = data.get("locations", {}).get(location, {})
     keys = [

@@ -13,6 +13,7 @@ from dnd_ledger.cli import Ctx, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json, table
 from dnd_ledger.cli_witness import witness_key_option, witness_keys_of
 from dnd_ledger.domain.errors import InvalidInput
+from dnd_ledger.domain.text import NotText, decode_text
 from dnd_ledger.notary.notary import CheckpointRecord, format_time
 from dnd_ledger.notary.offline import BundleError, load_public_key
 from dnd_ledger.notary.rotation import first_public_key
@@ -171,7 +172,10 @@ def verify(
 
 
 def _known_note(path: Path) -> str:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = decode_text(path.read_bytes(), str(path))
+    except NotText as e:
+        raise click.BadParameter(str(e), param_hint="--known-checkpoint") from None
     if text.lstrip().startswith("{"):
         try:
             return str(json.loads(text)["checkpoint"])

@@ -105,7 +105,10 @@ class ReportEmailEvent:
     """An email provider's report about a recipient (bounce, complaint, ...).
 
     ``idempotency_key`` is the provider's delivery-unique token (Mailgun
-    ``signature.token``); ``event_id`` is kept for reference only.
+    ``signature.token``); ``event_id`` is kept for reference only. The key must
+    not hold personal data: one that is unique only per recipient (a suppression
+    row) sets ``key_per_recipient`` and the ledger adds the recipient's keyed
+    reference.
     """
 
     location_id: str
@@ -115,6 +118,7 @@ class ReportEmailEvent:
     reason: str | None = None
     event_id: str | None = None
     occurred_at: datetime | None = None
+    key_per_recipient: bool = False
 
 
 @dataclass(frozen=True)

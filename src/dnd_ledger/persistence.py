@@ -105,7 +105,8 @@ def eventsourcing_env(db: Database) -> dict[str, str]:
     if db.engine == "sqlite":
         private_file(Path(db.path))  # 0600 before SQLite opens it: -wal/-shm inherit the mode
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            # Write transactions take the lock first, waiting for it (see sqlite_store).
+            "PERSISTENCE_MODULE": "dnd_ledger.sqlite_store:WaitingSQLiteFactory",
             "SQLITE_DBNAME": db.path,
             "SQLITE_LOCK_TIMEOUT": "30",
         }

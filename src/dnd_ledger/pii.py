@@ -85,6 +85,12 @@ class Keyring:
         digest = hmac.digest(self._key, f"{kind}\x1f{value}".encode(), "sha256")
         return prefix + digest[:16].hex()
 
+    def fingerprint(self, content: str) -> str:
+        """A keyed digest of a request's content, for idempotency keys: equal content,
+        equal fingerprint; it reveals nothing of the content without the key."""
+        digest = hmac.digest(self._key, f"content\x1f{content}".encode(), "sha256")
+        return digest[:12].hex()
+
     def check_value(self) -> str:
         return hmac.new(self._key, _CHECK_LABEL, hashlib.sha256).hexdigest()
 

@@ -60,6 +60,7 @@ DEFAULT_OPT_OUT = [
     "UNSUBSCRIBE",
     "CANCEL",
     "STOPALL",
+    "STOP ALL",
     "END",
     "QUIT",
     "REVOKE",
@@ -273,16 +274,19 @@ class TestStatus:
             "known_at": known,
         }
 
-    def test_status_known_at_before_the_stop_was_recorded_does_not_know_it(
-        self, ada_stopped: Cli
-    ) -> None:
-        # The STOP happened on 5 January but was recorded today: on 6 January
-        # the ledger did not know about it yet.
-        doc = ada_stopped.status(as_of=AS_OF, known_at=AS_OF)
+    def test_status_known_at_before_the_stop_was_recorded_does_not_know_it(self, ada: Cli) -> None:
+        # The STOP happened on 5 January but was recorded after `known`: at that
+        # moment the ledger knew Ada but not her STOP yet.
+        known = datetime.now(UTC).isoformat()
+        ada.sms("STOP", "SM-stop")
+        doc = ada.status(as_of=AS_OF, known_at=known)
 
         assert doc["dnd"] == "off"
         assert doc["channels"] == all_inactive()
-        assert (doc["as_of"], doc["known_at"]) == (iso(AS_OF), iso(AS_OF))
+        assert (doc["as_of"], doc["known_at"]) == (iso(AS_OF), known)
+        # On 6 January itself the ledger knew nothing of Ada: an error, not "off".
+        error = ada.fail("status", L, ADA, f"--as-of={AS_OF}", f"--known-at={AS_OF}")
+        assert "was not registered" in error
 
     def test_status_times_keep_the_offset_they_were_given_in(self, ada_stopped: Cli) -> None:
         doc = ada_stopped.status(as_of="2026-01-06T01:00:00+01:00", known_at="2099-01-01T00:00:00Z")
@@ -866,7 +870,7 @@ class TestPolicy:
         assert len(doc["digest"]) == 64
         assert doc["carrier_codes"]["30003"] == {
             "effect": "temporary",
-            "channel": "sms",
+            "channel": None,  # the channel the message went out on
             "description": "Unreachable handset",
         }
         assert {code: r["effect"] for code, r in doc["carrier_codes"].items()} == {

@@ -42,10 +42,11 @@ from dnd_ledger.application import DndLedger
 from dnd_ledger.cli import cli as dnd_ledger_cli
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
-from dnd_ledger.domain.errors import LedgerError
+from dnd_ledger.domain.errors import LedgerError, UnknownContact
 from dnd_ledger.domain.policy import DEFAULT_POLICY
 from dnd_ledger.domain.state import ChannelState, fold, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, EmailSignal, Overall
+from dnd_ledger.idempotency import request_key
 from dnd_ledger.pii import Keyring
 from dnd_ledger.projections.projector import Projector
 from dnd_ledger.projections.schema import VIEWS
@@ -138,6 +139,9 @@ def check_views_consistent(ledger: DndLedger, now: datetime) -> None:
         # Past times, on both timelines, against the aggregate's own fold.
         occurred = sorted({e.occurred_at for e in replayed.entries})
         recorded = sorted({e.recorded_at for e in replayed.entries})
+        # Before the registration a past query is an error (the contact was unknown).
+        occurred = [t for t in occurred if t >= replayed.registered_at] or [replayed.registered_at]
+        recorded = [t for t in recorded if t >= replayed.created_on] or [replayed.created_on]
         for as_of in [*occurred[:: max(1, len(occurred) // 4)], None]:
             for known_at in [*recorded[:: max(1, len(recorded) // 3)], None]:
                 if as_of is None and known_at is None:
@@ -714,7 +718,8 @@ def test_past_queries_on_a_hand_worked_timeline(ledger: DndLedger, clock: Clock)
     15:30   10:15     perm 11:00      perm 12:00 30004  -                 -          partial
     17:00   now       perm 11:00      -                 active 15:00      act 15:00  partial
     17:00   09:45     -               -                 -                 -          off
-    17:00   08:59     -               -                 -                 -          off
+    17:00   08:59     error: the ledger did not know Ada yet (recorded at 09:00)
+    07:30   now       error: Ada was not registered yet (registered at 08:00)
     ======  ========  ==============  ================  ================  =========  =======
     """
     L, A = "loc-1", "ada"
@@ -754,7 +759,6 @@ def test_past_queries_on_a_hand_worked_timeline(ledger: DndLedger, clock: Clock)
         (occ(15, 30), rec(10, 15), {"email": perm_email, "sms": blocked}, Overall.PARTIAL),
         (occ(17), now, {"email": perm_email, "call": call_15, "fb": fb_15}, Overall.PARTIAL),
         (occ(17), rec(9, 45), {}, Overall.OFF),
-        (occ(17), rec(8, 59), {}, Overall.OFF),
     ]  # fmt: skip
     for as_of, known_at, dnd, overall_status in expected:
         view = ledger.status(L, A, as_of=as_of, known_at=known_at)
@@ -763,6 +767,12 @@ def test_past_queries_on_a_hand_worked_timeline(ledger: DndLedger, clock: Clock)
         for ch in ALL_CHANNELS:
             decision = ledger.can_send(L, A, ch, as_of=as_of, known_at=known_at)
             assert decision.allowed is (ch.value not in dnd), (as_of, known_at, ch)
+
+    for as_of, known_at in ((occ(17), rec(8, 59)), (occ(7, 30), now)):
+        with pytest.raises(UnknownContact, match="not registered"):
+            ledger.status(L, A, as_of=as_of, known_at=known_at)
+        with pytest.raises(UnknownContact, match="not registered"):
+            ledger.can_send(L, A, SMS, as_of=as_of, known_at=known_at)
 
     # The causes, where the late carrier error took over the STOP's explanation.
     sms = ledger.status(L, A, as_of=occ(13, 30)).channels[SMS]
@@ -915,6 +925,10 @@ def text_ref(text: str) -> str:
 
 STAMP = DEFAULT_POLICY.stamp
 R = "<recorded_at>"
+#: The request's key covers its content (command, channel, actor, time): see idempotency.
+REQ7 = request_key(Keyring(bytes.fromhex(KEY_HEX)), "req-7", "dnd set",
+                   channels={Channel.EMAIL}, actor="carol", reason=None,
+                   at=datetime.fromisoformat(f"{DAY}T11:30:00+00:00"))  # fmt: skip
 ADA_CSV = f"""\
 position,location_id,contact_id,occurred_at,recorded_at,event,source,actor,channels,effect,reason,before,after,idempotency_key,policy_version,evidence
 5,loc-1,ada,{DAY}T10:00:00.000000+00:00,{R},Registered,user,alice,,none,,,,,{STAMP},
@@ -922,7 +936,7 @@ position,location_id,contact_id,occurred_at,recorded_at,event,source,actor,chann
 11,loc-1,ada,{DAY}T12:00:00.000000+00:00,{R},DndSetByUser,user,alice,call,temporary DND,user: asked not to be called,call=inactive,call=active,,{STAMP},
 13,loc-1,ada,{DAY}T13:00:00.000000+00:00,{R},RevocationSuspected,provider,,sms,temporary DND,review: message contains an opt-out word: flagged for human review,sms=permanent,sms=permanent,inbound:SM-2,{STAMP},{text_ref("please stop texting me")}
 15,loc-1,ada,{DAY}T14:00:00.000000+00:00,{R},SupportOptInApproved,support,sam,"sms,whatsapp",clear all DND,"support-opt-in: support-approved opt-in, ticket SUP-1, approved by sam",sms=permanent; whatsapp=inactive,sms=inactive; whatsapp=inactive,,{STAMP},{text_ref("signed web form 2026-01-05")}
-16,loc-1,ada,{DAY}T11:30:00.000000+00:00,{R},DndSetByUser,user,carol,email,temporary DND,user: set by carol from the contact record,email=inactive,email=active,request:req-7,{STAMP},
+16,loc-1,ada,{DAY}T11:30:00.000000+00:00,{R},DndSetByUser,user,carol,email,temporary DND,user: set by carol from the contact record,email=inactive,email=active,{REQ7},{STAMP},
 17,loc-1,ada,{DAY}T15:00:00.000000+00:00,{R},DndClearedByUser,user,alice,call,clear temporary DND,user: cleared by alice from the contact record,call=active,call=inactive,,{STAMP},"""
 
 ADA_POSITIONS = [5, 9, 11, 13, 15, 16, 17]

@@ -520,7 +520,7 @@ class TestQueriesAndPersonalData:
         inbound(ledger, "STOP", "SM1")
         refs = ledger.contact_addresses(L, ADA)
         assert ledger.reveal(refs["phones"][0]) == PHONE
-        assert ledger.erase_personal_data(L, ADA) == 2
+        assert ledger.erase_personal_data(L, ADA).erased == 3  # phone, email, the STOP's body
         assert ledger.reveal(refs["phones"][0]) is None
         assert status_of(ledger, SMS) is DndKind.PERMANENT
 

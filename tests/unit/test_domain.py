@@ -37,8 +37,8 @@ class TestKeywords:
         assert DEFAULT_POLICY.classify_inbound(body) is InboundClass.OPT_OUT
 
     @pytest.mark.parametrize(
-        "word", ["STOP", "UNSTOP", "UNSUBSCRIBE", "CANCEL", "STOPALL", "END", "QUIT", "REVOKE",
-                 "OPTOUT", "OPT OUT", "OPT-OUT"],
+        "word", ["STOP", "UNSTOP", "UNSUBSCRIBE", "CANCEL", "STOPALL", "STOP ALL", "END", "QUIT",
+                 "REVOKE", "OPTOUT", "OPT OUT", "OPT-OUT"],
     )  # fmt: skip
     def test_every_default_opt_out_word_is_an_opt_out(self, word: str) -> None:
         assert DEFAULT_POLICY.classify_inbound(word.lower()) is InboundClass.OPT_OUT
@@ -53,13 +53,14 @@ class TestKeywords:
 
     @pytest.mark.parametrize(
         "body",
-        ["stop please", "please stop texting me", "Can you STOP?? thanks", "I want to opt out now"],
-    )
+        ["stop please", "please stop texting me", "Can you STOP?? thanks", "I want to opt out now",
+         "please QUIT texting me", "I'll cancel my appointment", "the end of texts"],
+    )  # fmt: skip
     def test_longer_message_with_an_opt_out_word_is_a_suspected_revocation(self, body: str) -> None:
         assert DEFAULT_POLICY.classify_inbound(body) is InboundClass.SUSPECTED_REVOCATION
 
     @pytest.mark.parametrize(
-        "body", ["see you at 5", "unstoppable", "the bus stops here", "I'll cancel my appointment"]
+        "body", ["see you at 5", "unstoppable", "the bus stops here", "it's the ending", "quitting"]
     )
     def test_ordinary_messages_are_just_messages(self, body: str) -> None:
         assert DEFAULT_POLICY.classify_inbound(body) is InboundClass.MESSAGE
@@ -99,7 +100,7 @@ class TestPolicy:
         policy = load_policy(path)
         assert policy.classify_inbound("unstop") is InboundClass.OPT_IN
         assert policy.carrier_rule(30008) is not None
-        assert policy.carrier_rule(30004) is None  # the file's map replaces the default map
+        assert policy.carrier_rule(30004) is not None  # tables merge with the defaults
         assert policy.stamp.startswith("ops-1+")
 
     def test_a_json_policy_file_works_too(self, tmp_path: Path) -> None:

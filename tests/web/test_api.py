@@ -15,7 +15,7 @@ from dnd_ledger import commands as cmd
 from dnd_ledger.application import DndLedger
 from dnd_ledger.cli import cli
 from dnd_ledger.domain.values import Channel, EmailSignal
-from tests.conftest import T0
+from tests.conftest import T0, Clock
 from tests.web.support import (
     EMAIL,
     L2,
@@ -308,12 +308,19 @@ def test_dnd_status_now(client: TestClient, web_ledger: DndLedger, ada: str) -> 
 
 
 def test_status_in_the_past_sees_what_was_known_then(
-    client: TestClient, web_ledger: DndLedger, ada: str
+    client: TestClient, web_ledger: DndLedger, ada: str, clock: Clock
 ) -> None:
+    clock.advance(hours=1)
     stop(web_ledger)
-    earlier = "2026-11-02T08:59:00Z"
+    earlier = "2026-11-02T09:30:00Z"  # registered at 09:00, STOP at 10:00
     r = client.get(f"{ADA}/dnd", params={"as_of": earlier}, headers=bearer(READ))
     assert r.json()["channels"]["sms"]["status"] == "inactive"
+    # Before the registration the contact was unknown: 404, not "no DND".
+    before = client.get(
+        f"{ADA}/dnd", params={"as_of": "2026-11-02T08:59:00Z"}, headers=bearer(READ)
+    )
+    assert before.status_code == 404
+    assert "not registered" in before.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -340,8 +347,8 @@ def test_status_of_an_unknown_contact_is_404(client: TestClient) -> None:
         ("channel=email&mode=automated", ["--channel", "email", "--automated"]),
         ("channel=call&direction=inbound", ["--channel", "call", "--inbound"]),
         (
-            "channel=sms&as_of=2026-11-02T08:00:00Z",
-            ["--channel", "sms", "--as-of", "2026-11-02T08:00:00Z"],
+            "channel=sms&as_of=2026-11-02T09:00:00Z",
+            ["--channel", "sms", "--as-of", "2026-11-02T09:00:00Z"],
         ),
     ],
 )

@@ -16,7 +16,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from dnd_ledger.domain.errors import AttestationRequired, InvalidInput, PermanentDnd
+from dnd_ledger.domain.errors import (
+    AttestationRequired,
+    IdempotencyKeyReused,
+    InvalidInput,
+    PermanentDnd,
+)
 from dnd_ledger.domain.state import (
     CONTACT_ORIGIN,
     Block,
@@ -29,6 +34,16 @@ from dnd_ledger.domain.state import (
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Source
 
 _NS = uuid5(NAMESPACE_URL, "urn:dnd-ledger")
+#: Idempotency keys of user and support requests start with this.
+REQUEST_PREFIX = "request:"
+#: Separates a key from the fingerprint of the content it was recorded with.
+CONTENT_MARK = "#content:"
+
+
+def content_key(base: str, fingerprint: str) -> str:
+    """An idempotency key that covers its content: the same base with other content is
+    another request (a legacy row that changed) or a reused request id (refused)."""
+    return f"{base}{CONTENT_MARK}{fingerprint}"
 
 
 @lru_cache(maxsize=200_000)
@@ -61,7 +76,7 @@ class Contact(Aggregate):
             assert isinstance(aggregate, Contact)
             aggregate._add_addresses(self.phones, self.emails)
             if self.idempotency_key:
-                aggregate.keys.add(self.idempotency_key)
+                aggregate._keep_key(self.idempotency_key)
 
     class DndEvent(Aggregate.Event):
         """Base of every event that may change DND; its effect says how."""
@@ -137,11 +152,13 @@ class Contact(Aggregate):
         #: aggregate is compacted for the cache (see :meth:`compact`).
         self.entries: list[Entry] | None = []
         self.keys: set[str] = set()
+        #: Request keys by request id (``request:ID`` -> the key with its content mark).
+        self.requests: dict[str, str] = {}
         self.state = DndState()
         self._last_occurred: datetime | None = None
         self._add_addresses(phones, emails)
         if idempotency_key:
-            self.keys.add(idempotency_key)
+            self._keep_key(idempotency_key)
 
     # -- commands ---------------------------------------------------------------
     @classmethod
@@ -254,7 +271,24 @@ class Contact(Aggregate):
 
     # -- queries ----------------------------------------------------------------
     def has_key(self, key: str | None) -> bool:
-        return key is not None and key in self.keys
+        """Whether ``key`` is recorded. A request key (see :func:`content_key`) whose
+        request id is recorded with other content is refused: a request id names one
+        request, and reusing it for another must not read as a harmless duplicate."""
+        if key is None:
+            return False
+        if key in self.keys:
+            return True
+        base, mark, _ = key.rpartition(CONTENT_MARK)
+        held = self.requests.get(base) if mark else None
+        if held is None:
+            return False
+        if held == base:
+            return True  # recorded before keys covered content: the id alone decides
+        raise IdempotencyKeyReused(
+            f"request id {base.removeprefix(REQUEST_PREFIX)!r} was already used for a different "
+            f"request on contact {self.contact_id!r}; nothing was recorded: give each request "
+            "its own id"
+        )
 
     def state_at(self, as_of: datetime | None = None, known_at: datetime | None = None) -> DndState:
         if known_at is None and (
@@ -284,6 +318,11 @@ class Contact(Aggregate):
         self.entries = [_entry(e) for e in events if isinstance(e, Contact.DndEvent)]
 
     # -- mutators (applied from events, also on replay) -------------------------
+    def _keep_key(self, key: str) -> None:
+        self.keys.add(key)
+        if key.startswith(REQUEST_PREFIX):
+            self.requests[key.rpartition(CONTENT_MARK)[0] or key] = key
+
     def _add_addresses(self, phones: list[str], emails: list[str]) -> None:
         self.phones.extend(p for p in phones if p not in self.phones)
         self.emails.extend(e for e in emails if e not in self.emails)
@@ -300,7 +339,7 @@ class Contact(Aggregate):
         else:
             entries.append(entry)
         if event.idempotency_key:
-            self.keys.add(event.idempotency_key)
+            self._keep_key(event.idempotency_key)
         if in_order:
             self._last_occurred = entry.occurred_at
             self.state.apply(entry)

@@ -27,6 +27,10 @@ class AttestationRequired(LedgerError):
     """Clearing a bounce/suppression email DND needs the suppression-removed attestation."""
 
 
+class IdempotencyKeyReused(LedgerError):
+    """A request id (or idempotency key) already recorded came back with other content."""
+
+
 class Conflict(LedgerError):
     """Concurrent writers kept colliding; the command was not recorded."""
 

@@ -1,8 +1,11 @@
 """The DND policy as data: keyword sets, carrier-code map, email-reason map.
 
 The built-in defaults are DESIGN §2's table. An operator may supply a TOML or
-JSON file; it is validated here and its version (plus a digest of its content)
-is recorded on every event it produces.
+JSON file holding only what it changes: its tables merge with the defaults key
+by key (see :func:`merge_tables`), so a file that adds or changes one carrier
+code keeps every other one. Removing a built-in entry is explicit: set its
+``effect = "none"``. The merged policy is validated here and its version (plus
+a digest of its content) is recorded on every event it produces.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dnd_ledger.domain.keywords import classify, normalise, phrase_pattern
+from dnd_ledger.domain.text import bad_byte_at
 from dnd_ledger.domain.values import Channel, EmailSignal, InboundClass
 
 EffectName = Literal["none", "temporary", "permanent"]
@@ -52,25 +56,19 @@ class ReviewRule(BaseModel):
 
     enabled: bool = True
     #: Words or phrases that, inside a longer message, suggest a revocation.
-    words: tuple[str, ...] = (
-        "stop",
-        "stopall",
-        "unsubscribe",
-        "unstop",
-        "opt out",
-        "opt-out",
-        "optout",
-        "revoke",
-    )
+    #: None (the default): every opt-out keyword of the policy, the safe side.
+    words: tuple[str, ...] | None = None
     effect: EffectName = "temporary"
 
 
 _DEFAULT_CARRIER: dict[str, CarrierRule] = {
-    "30003": CarrierRule(effect="temporary", channel=Channel.SMS, description="Unreachable handset"),
-    "30005": CarrierRule(effect="temporary", channel=Channel.SMS, description="Unknown destination"),
-    "30006": CarrierRule(effect="temporary", channel=Channel.SMS, description="Landline or unreachable carrier"),
-    "30004": CarrierRule(effect="permanent", channel=Channel.SMS, description="Message blocked by the recipient"),
-    "21610": CarrierRule(effect="permanent", channel=Channel.SMS, description="Recipient unsubscribed (replied STOP)"),
+    # No channel: the effect lands on the channel the message went out on (sms, or
+    # whatsapp for whatsapp: addresses). 63014 exists only on WhatsApp.
+    "30003": CarrierRule(effect="temporary", description="Unreachable handset"),
+    "30005": CarrierRule(effect="temporary", description="Unknown destination"),
+    "30006": CarrierRule(effect="temporary", description="Landline or unreachable carrier"),
+    "30004": CarrierRule(effect="permanent", description="Message blocked by the recipient"),
+    "21610": CarrierRule(effect="permanent", description="Recipient unsubscribed (replied STOP)"),
     "63014": CarrierRule(effect="permanent", channel=Channel.WHATSAPP, description="Blocked by the user on WhatsApp"),
 }  # fmt: skip
 
@@ -95,6 +93,7 @@ class Policy(BaseModel):
         "UNSUBSCRIBE",
         "CANCEL",
         "STOPALL",
+        "STOP ALL",
         "END",
         "QUIT",
         "REVOKE",
@@ -148,7 +147,10 @@ class Policy(BaseModel):
 
     @cached_property
     def _review(self) -> re.Pattern[str] | None:
-        return phrase_pattern(self.review.words) if self.review.enabled else None
+        if not self.review.enabled:
+            return None
+        words = self.opt_out_keywords if self.review.words is None else self.review.words
+        return phrase_pattern(words)
 
     @cached_property
     def digest(self) -> str:
@@ -185,6 +187,23 @@ class Policy(BaseModel):
 DEFAULT_POLICY = Policy()
 
 
+def merge_tables(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied: tables (dicts) merge key by key, at every
+    depth; any other value (a string, a list, a number) replaces the one it names."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_tables(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def policy_from(changes: dict[str, Any]) -> Policy:
+    """The built-in policy with a policy file's content merged in."""
+    return Policy.model_validate(merge_tables(DEFAULT_POLICY.model_dump(mode="json"), changes))
+
+
 def load_policy(path: str | Path | None) -> Policy:
     """Load a policy file (``.toml`` or ``.json``); None gives the built-in default."""
     if path is None:
@@ -195,11 +214,17 @@ def load_policy(path: str | Path | None) -> Policy:
     except OSError as e:
         raise PolicyError(f"cannot read policy file {p}: {e.strerror}") from e
     try:
-        data = json.loads(raw) if p.suffix.lower() == ".json" else tomllib.loads(raw.decode())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise PolicyError(f"policy file {p} is not valid {p.suffix or 'TOML'}: {e}") from e
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"policy file {p} is not UTF-8 text: {bad_byte_at(raw, e)}") from None
     try:
-        return Policy.model_validate(data)
+        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except ValueError as e:
+        raise PolicyError(f"policy file {p} is not valid {p.suffix or 'TOML'}: {e}") from e
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy file {p}: (top level): must be a table of settings")
+    try:
+        return policy_from(data)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "(top level)"

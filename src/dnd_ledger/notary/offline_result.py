@@ -143,11 +143,18 @@ def load_public_key(value: str) -> VerifierKey:
     """A verifier key string (``name+id+base64``), or a file holding one."""
     text = value.strip()
     path = Path(text)
+    raw = b""
     try:
         if path.is_file():
-            text = path.read_text(encoding="utf-8").strip()
+            raw = path.read_bytes()
+            text = raw.decode("utf-8").strip()
     except OSError as e:
         raise BundleError(f"cannot read public key file {value}: {e}") from e
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise BundleError(
+            f"public key file {value} is not UTF-8 text: line {line}: byte 0x{raw[e.start]:02x}"
+        ) from None
     try:
         return parse_vkey(text)
     except NoteError as e:

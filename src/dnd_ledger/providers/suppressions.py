@@ -10,6 +10,8 @@ message to a suppressed address (``suppress-bounce``, ``suppress-complaint``,
 An export row has no event id or token, so the idempotency key is made of what
 identifies the suppression: list, address and creation time (normalised to UTC
 ISO 8601, so the same row exported twice, in either date format, has one key).
+The address enters the key as its keyed reference, added by the ledger
+(``key_per_recipient``): stored keys hold no personal data.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def row_to_command(
         location_id=location_id,
         recipient=address,
         signal=EmailSignal.FAILED_PERMANENT,
-        idempotency_key=f"mailgun-suppression:{list_name}:{address}:{created_at.isoformat()}",
+        idempotency_key=f"mailgun-suppression:{list_name}:{created_at.isoformat()}",
+        key_per_recipient=True,
         reason=SUPPRESSION_REASONS[list_name],
         occurred_at=created_at,
     )

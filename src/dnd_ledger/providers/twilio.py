@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -100,6 +102,26 @@ def _dlr_done_date(value: object) -> object:
         raise ValueError("is not a valid YYMMDDhhmm date") from None
 
 
+def _date_sent(value: object) -> object:
+    # The Messages API writes RFC 2822 ("Thu, 30 Jul 2015 20:12:33 +0000"); an
+    # export may hold ISO 8601. Either must say its zone.
+    if value == "" or value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("expected a date (RFC 2822 or ISO 8601)")
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            raise ValueError("is not a date (RFC 2822 or ISO 8601)") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError("has no time zone")
+    return parsed.astimezone(UTC)
+
+
 Sid = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9]{2,64}$")]
 Address = Annotated[
     str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=256)
@@ -112,6 +134,7 @@ OptOutType = Annotated[
 ]
 Status = Annotated[str, StringConstraints(strict=True), AfterValidator(_status)]
 DlrDoneDate = Annotated[datetime | None, BeforeValidator(_dlr_done_date)]
+DateSent = Annotated[datetime | None, BeforeValidator(_date_sent)]
 OptionalSid = Annotated[Sid | None, BeforeValidator(_blank_is_absent)]
 OptionalAddress = Annotated[Address | None, BeforeValidator(_blank_is_absent)]
 OptionalInt = Annotated[FormInt | None, BeforeValidator(_blank_is_absent)]
@@ -131,6 +154,11 @@ class TwilioInbound(BaseModel):
     num_media: OptionalInt = Field(default=None, alias="NumMedia")
     num_segments: OptionalInt = Field(default=None, alias="NumSegments")
     opt_out_type: OptOutType | None = Field(default=None, alias="OptOutType")
+    #: When the message was sent: absent from live webhooks, present in archived
+    #: forms and Messages API exports (``date_sent``).
+    date_sent: DateSent = Field(
+        default=None, validation_alias=AliasChoices("DateSent", "date_sent")
+    )
 
 
 class TwilioStatus(BaseModel):
@@ -204,7 +232,9 @@ def inbound_to_command(form: Mapping[str, object], location_id: str) -> ReceiveI
         from_address=address,
         body=message.body,
         message_id=message.message_sid,
-        occurred_at=None,  # the inbound webhook carries no timestamp
+        # A live webhook carries no time (it is the moment it arrives); an archived
+        # form's DateSent places it where it happened, not when it was backfilled.
+        occurred_at=message.date_sent,
         provider_opt_out_type=message.opt_out_type,
     )
 

@@ -53,6 +53,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from dnd_ledger.domain.text import NotText, decode_text
+
 Role = Literal["read", "write", "support"]
 ROLES: tuple[Role, ...] = ("read", "write", "support")
 MIN_SECRET = 16
@@ -278,10 +280,12 @@ def load_config(path: str | Path | None, **overrides: Any) -> WebConfig:
         p = Path(path)
         where = str(p)
         try:
-            tomllib.loads(p.read_text(encoding="utf-8"))
+            tomllib.loads(decode_text(p.read_bytes(), f"config file {p}"))
         except FileNotFoundError:
             raise ConfigError(f"config file {p} does not exist") from None
-        except (OSError, UnicodeDecodeError) as e:
+        except NotText as e:
+            raise ConfigError(str(e)) from None
+        except OSError as e:
             raise ConfigError(f"cannot read config file {p}: {e}") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p} is not valid TOML: {e}") from None

@@ -1,0 +1,56 @@
+"""SQLite storage whose write transactions wait for the write lock.
+
+eventsourcing's SQLite datastore opens every transaction with a plain (deferred)
+``BEGIN``: the transaction starts as a reader and becomes a writer at its first
+write. When another connection wrote meanwhile, SQLite refuses that upgrade at
+once with "database is locked", whatever the busy timeout, since waiting could
+not make the reader's snapshot current. Here a transaction that will commit
+starts with ``BEGIN IMMEDIATE``: it takes the write lock first, waiting up to
+the lock timeout (``SQLITE_LOCK_TIMEOUT``) for it, and then reads and writes a
+current snapshot. Read-only transactions keep the deferred ``BEGIN`` (under WAL
+they never wait for writers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.sqlite import (
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteFactory,
+    SQLiteTransaction,
+)
+
+
+class _WriterFirstTransaction(SQLiteTransaction):
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if self.commit else "BEGIN")
+        return cursor
+
+
+class _Connection(SQLiteConnection):
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
+        with _WriterFirstTransaction(self, commit=commit) as curs, curs:
+            yield curs
+
+
+class _Pool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        conn = super()._create_connection()
+        conn.__class__ = _Connection  # same state, transactions that lock before they read
+        return conn
+
+
+class WaitingSQLiteFactory(SQLiteFactory):
+    """``eventsourcing.sqlite``'s factory, with a pool of writer-first connections."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        # The pool has made no connection yet: every one comes from _Pool.
+        self.datastore.pool.__class__ = _Pool
