@@ -107,3 +107,20 @@ def ledger(db_url: str, clock: Clock) -> Iterator[DndLedger]:
         yield app
     finally:
         app.close()
+
+
+def poison_opt_outs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the projector fail on every OptOutKeyword, as on an event it cannot apply."""
+    from typing import Any
+
+    from dnd_ledger.domain.contact import Contact
+    from dnd_ledger.projections import projector
+
+    take = projector._Batch.take
+
+    def poisoned(self: Any, position: int, event: Any) -> None:
+        if isinstance(event, Contact.OptOutKeyword):
+            raise OverflowError("date value out of range")
+        take(self, position, event)
+
+    monkeypatch.setattr(projector._Batch, "take", poisoned)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from fastapi.testclient import TestClient
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
-from dnd_ledger.domain.contact import Contact
-from dnd_ledger.projections import projector as projector_module
+from tests.conftest import poison_opt_outs
 from tests.web.support import (
     PHONE,
     READ,
@@ -31,14 +28,7 @@ def stuck(client: TestClient, web_ledger: DndLedger, monkeypatch: pytest.MonkeyP
     """Ada's STOP is stored (a signed webhook, 200) but the views cannot apply it."""
     web_ledger.execute(c.RegisterContact(L, "ada", (PHONE,)))
     web_ledger.execute(c.RegisterContact(L, "bob", ("+14155550101",)))
-    take = projector_module._Batch.take
-
-    def poisoned(self: Any, position: int, event: Any) -> None:
-        if isinstance(event, Contact.OptOutKeyword):
-            raise OverflowError("date value out of range")
-        take(self, position, event)
-
-    monkeypatch.setattr(projector_module._Batch, "take", poisoned)
+    poison_opt_outs(monkeypatch)
     body, headers = twilio_request(inbound_path(), inbound_form("STOP", sid="SM0001"))
     assert client.post(inbound_path(), content=body, headers=headers).status_code == 200
 
