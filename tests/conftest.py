@@ -21,6 +21,7 @@ PG_ADMIN_URL = os.environ.get(
     "DND_LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+TEST_KEY = b"test-key-0123456789abcdef"
 
 
 class Clock:
@@ -100,9 +101,26 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+#: Two ledgers (processes) sharing one database file or server.
+SHARED_DATABASES = pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@pytest.fixture
+def two_ledgers(db_url: str, clock: Clock) -> Iterator[tuple[DndLedger, DndLedger]]:
+    first = DndLedger(db_url, pii_key=TEST_KEY, clock=clock)
+    second = DndLedger(db_url, pii_key=TEST_KEY, clock=clock)
+    try:
+        yield first, second
+    finally:
+        second.close()
+        first.close()
+
+
 @pytest.fixture
 def ledger(db_url: str, clock: Clock) -> Iterator[DndLedger]:
-    app = DndLedger(db_url, pii_key=b"test-key-0123456789abcdef", clock=clock)
+    app = DndLedger(db_url, pii_key=TEST_KEY, clock=clock)
     try:
         yield app
     finally:

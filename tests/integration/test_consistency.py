@@ -3,12 +3,11 @@ current (DESIGN §2.6). Every test runs on every backend where it means somethin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from tests.conftest import Clock, poison_opt_outs
+from tests.conftest import SHARED_DATABASES, Clock, poison_opt_outs
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
@@ -18,29 +17,14 @@ from dnd_ledger.domain.values import Channel, DndKind
 KEY = b"test-key-0123456789abcdef"
 P = "+14155550100"
 SMS = Channel.SMS
-SHARED = pytest.mark.parametrize(
-    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
 
 
-@pytest.fixture
-def pair(db_url: str, clock: Clock) -> Iterator[tuple[DndLedger, DndLedger]]:
-    """Two ledgers on one database: two processes, as far as the ledger can tell."""
-    first = DndLedger(db_url, pii_key=KEY, clock=clock)
-    second = DndLedger(db_url, pii_key=KEY, clock=clock)
-    try:
-        yield first, second
-    finally:
-        second.close()
-        first.close()
-
-
-@SHARED
+@SHARED_DATABASES
 class TestReadYourWritesAcrossProcesses:
     def test_an_opt_out_written_elsewhere_is_seen_by_the_next_query(
-        self, pair: tuple[DndLedger, DndLedger]
+        self, two_ledgers: tuple[DndLedger, DndLedger]
     ) -> None:
-        writer, reader = pair
+        writer, reader = two_ledgers
         writer.execute(c.RegisterContact("loc-1", "ada", (P,)))
         assert reader.can_send("loc-1", "ada", SMS).allowed  # read, and remembered
         assert reader.status("loc-1", "ada").dnd.value == "off"
@@ -51,9 +35,9 @@ class TestReadYourWritesAcrossProcesses:
         assert [r["event"] for r in reader.views.audit("loc-1", "ada")][-1] == "OptOutKeyword"
 
     def test_a_dnd_set_elsewhere_is_seen_at_once_and_so_is_its_clear(
-        self, pair: tuple[DndLedger, DndLedger], clock: Clock
+        self, two_ledgers: tuple[DndLedger, DndLedger], clock: Clock
     ) -> None:
-        writer, reader = pair
+        writer, reader = two_ledgers
         writer.execute(c.RegisterContact("loc-1", "ada", (P,)))
         for _ in range(3):
             assert reader.can_send("loc-1", "ada", Channel.EMAIL).allowed
@@ -64,9 +48,9 @@ class TestReadYourWritesAcrossProcesses:
             clock.advance(minutes=1)
 
     def test_events_stored_without_views_are_applied_before_the_next_answer(
-        self, pair: tuple[DndLedger, DndLedger], monkeypatch: pytest.MonkeyPatch
+        self, two_ledgers: tuple[DndLedger, DndLedger], monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        writer, reader = pair
+        writer, reader = two_ledgers
         writer.execute(c.RegisterContact("loc-1", "ada", (P,)))
         assert reader.can_send("loc-1", "ada", SMS).allowed
         # The writer cannot write its view rows (as when a view table is locked): its

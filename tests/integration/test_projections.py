@@ -24,7 +24,6 @@ import sqlite3
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -35,7 +34,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import T0, Clock
+from tests.conftest import SHARED_DATABASES, T0, Clock
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
@@ -508,23 +507,6 @@ def test_a_query_reads_the_write_that_preceded_it(ledger: DndLedger, clock: Cloc
     bob = ledger.status("loc-1", "bob")
     assert bob.dnd is Overall.ON
     assert bob.channels[SMS].status is DndKind.PERMANENT
-
-
-#: Two ledgers (processes) sharing one database file or server.
-SHARED_DATABASES = pytest.mark.parametrize(
-    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
-
-
-@pytest.fixture
-def two_ledgers(db_url: str, clock: Clock) -> Iterator[tuple[DndLedger, DndLedger]]:
-    first = DndLedger(db_url, pii_key=KEY, clock=clock)
-    second = DndLedger(db_url, pii_key=KEY, clock=clock)
-    try:
-        yield first, second
-    finally:
-        second.close()
-        first.close()
 
 
 @SHARED_DATABASES
