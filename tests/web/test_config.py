@@ -291,17 +291,19 @@ def test_web_config_is_frozen(tmp_path: Path) -> None:
 def test_the_worker_socket_is_marked_tcp_so_connections_get_nodelay() -> None:
     import socket
 
-    import uvicorn
-
     from dnd_ledger.cli_web import as_tcp
 
-    config = uvicorn.Config("dnd_ledger.web.app:create_app_from_env", host="127.0.0.1", port=0)
-    raw = config.bind_socket()
-    assert raw.proto == 0  # what uvicorn's supervisor would hand its workers
+    # Some uvicorn releases bind their listening socket with proto 0; asyncio then
+    # skips TCP_NODELAY on accepted connections. as_tcp marks such a socket as TCP.
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+    raw.bind(("127.0.0.1", 0))
+    raw.listen()
+    assert raw.proto == 0
     sock = as_tcp(raw)
     try:
         assert sock.proto == socket.IPPROTO_TCP
         assert sock.get_inheritable()
         assert sock.getsockname()[0] == "127.0.0.1"
+        assert as_tcp(sock) is sock  # already TCP: left as it is
     finally:
         sock.close()
