@@ -25,6 +25,7 @@ from dnd_ledger import commands as cmd
 from dnd_ledger import textcheck
 from dnd_ledger.cache import DEFAULT_BUDGET, EventBudgetCache
 from dnd_ledger.commands import Command, Outcome
+from dnd_ledger.contact_admin import record_erasure, remove_address
 from dnd_ledger.domain.address import Address, Signal, address_uuid
 from dnd_ledger.domain.contact import Contact, contact_uuid
 from dnd_ledger.domain.decide import Decision, decide, decide_channel
@@ -1018,8 +1019,9 @@ def _untyped(obj: object) -> Any:
 
 
 def _history_detail(name: str, d: dict[str, Any]) -> dict[str, Any]:
-    if name == "Registered" or name == "AddressesAdded":
-        return {"phones": list(d.get("phones", [])), "emails": list(d.get("emails", []))}
+    if name in ("Registered", "AddressesAdded", "AddressRemoved"):
+        addresses = {"phones": list(d.get("phones", [])), "emails": list(d.get("emails", []))}
+        return {**addresses, **d.get("detail", {})}
     return dict(d.get("detail", {}))
 
 
@@ -1045,6 +1047,8 @@ _HANDLERS: dict[type[Any], Callable[[DndLedger, _Unit, Any], Outcome]] = {
     cmd.ReportCarrierStatus: DndLedger._carrier,
     cmd.ReportEmailEvent: DndLedger._email,
     cmd.ImportLegacy: DndLedger._legacy,
+    cmd.RemoveAddress: remove_address,
+    cmd.RecordErasure: record_erasure,
 }
 
 

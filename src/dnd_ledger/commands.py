@@ -133,6 +133,32 @@ class ImportLegacy:
     occurred_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class RemoveAddress:
+    """Addresses a contact no longer has (DND that came from them stays)."""
+
+    location_id: str
+    contact_id: str
+    actor: str
+    phones: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    reason: str | None = None
+    occurred_at: datetime | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordErasure:
+    """The record of an erasure (see :mod:`dnd_ledger.contact_admin`): references only."""
+
+    location_id: str
+    contact_id: str
+    actor: str
+    reason: str
+    erased: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+
 Command = (
     RegisterContact
     | SetDnd
@@ -142,6 +168,8 @@ Command = (
     | ReportCarrierStatus
     | ReportEmailEvent
     | ImportLegacy
+    | RemoveAddress
+    | RecordErasure
 )
 
 

@@ -76,14 +76,19 @@ def erased_contacts(ledger: DndLedger, location_id: str) -> set[str]:
 
 def erase_personal_data(ledger: DndLedger, location_id: str, contact_id: str) -> Erasure:
     """Erase the contact's personal values from the vault (see the module's notes)."""
+    with ledger._lock:
+        return carry_out(ledger, plan_erasure(ledger, location_id, contact_id))
+
+
+def plan_erasure(ledger: DndLedger, location_id: str, contact_id: str) -> Erasure:
+    """What erasing the contact would remove and keep (``erased`` is 0: nothing done yet)."""
     create_table(ledger)
     with ledger._lock:
         contact = ledger._load_contact(location_id, contact_id)
         events = list(ledger.events.get(contact.id))
         erased = erased_contacts(ledger, location_id) | {contact_id}
-        addresses = dict.fromkeys(contact.phones, "phone") | dict.fromkeys(contact.emails, "email")
+        addresses = _addresses(events)
         kept_for = {ref: _sharing(ledger, location_id, ref, erased) for ref in addresses}
-        texts = _texts(events)
         refs: list[str] = []
         kept: list[Kept] = []
         for ref, kind in addresses.items():
@@ -91,19 +96,35 @@ def erase_personal_data(ledger: DndLedger, location_id: str, contact_id: str) ->
                 kept.append(Kept(ref, kind, kept_for[ref]))
             else:
                 refs.append(ref)
-        for ref, origin in texts.items():
+        for ref, origin in _texts(events).items():
             others = kept_for.get(origin, ()) if origin is not None else ()
             if others:
                 kept.append(Kept(ref, "text", others))
             else:
                 refs.append(ref)
-        ledger.sql.execute(
-            f"INSERT INTO {TABLE} (location_id, contact_id, erased_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (location_id, contact_id) DO NOTHING",
-            (location_id, contact_id, _iso(ledger.clock())),
-        )
-        count = ledger.vault.erase(refs)
-    return Erasure(location_id, contact_id, count, tuple(refs), tuple(kept))
+    return Erasure(location_id, contact_id, 0, tuple(refs), tuple(kept))
+
+
+def carry_out(ledger: DndLedger, plan: Erasure) -> Erasure:
+    """Remove the planned values from the vault and remember the contact as erased."""
+    create_table(ledger)
+    ledger.sql.execute(
+        f"INSERT INTO {TABLE} (location_id, contact_id, erased_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (location_id, contact_id) DO NOTHING",
+        (plan.location_id, plan.contact_id, _iso(ledger.clock())),
+    )
+    count = ledger.vault.erase(list(plan.erased_refs))
+    return Erasure(plan.location_id, plan.contact_id, count, plan.erased_refs, plan.kept)
+
+
+def _addresses(events: list[Any]) -> dict[str, str]:
+    """Every address the contact has had (removed ones too), with its kind."""
+    found: dict[str, str] = {}
+    for event in events:
+        if isinstance(event, Contact.Registered | Contact.AddressesAdded):
+            found.update(dict.fromkeys(event.phones, "phone"))
+            found.update(dict.fromkeys(event.emails, "email"))
+    return found
 
 
 def _sharing(ledger: DndLedger, location_id: str, ref: str, erased: set[str]) -> tuple[str, ...]:

@@ -56,6 +56,17 @@ class Address(Aggregate):
             if self.contact_id not in aggregate.claimants:
                 aggregate.claimants.append(self.contact_id)
 
+    class Released(Aggregate.Event):
+        """A contact no longer has the address: later signals do not reach it."""
+
+        contact_id: str
+        occurred_at: datetime
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Address)
+            if self.contact_id in aggregate.claimants:
+                aggregate.claimants.remove(self.contact_id)
+
     class SignalRecorded(Aggregate.Event):
         event: str
         occurred_at: datetime
@@ -122,6 +133,14 @@ class Address(Aggregate):
         if contact_id not in self.claimants:
             self.trigger_event(
                 self.Claimed, timestamp=timestamp, contact_id=contact_id, occurred_at=occurred_at
+            )
+
+    def release(
+        self, contact_id: str, occurred_at: datetime, timestamp: datetime | None = None
+    ) -> None:
+        if contact_id in self.claimants:
+            self.trigger_event(
+                self.Released, timestamp=timestamp, contact_id=contact_id, occurred_at=occurred_at
             )
 
     def record_signal(

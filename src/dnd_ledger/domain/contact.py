@@ -78,6 +78,38 @@ class Contact(Aggregate):
             if self.idempotency_key:
                 aggregate._keep_key(self.idempotency_key)
 
+    class AddressRemoved(Aggregate.Event):
+        """Addresses that are no longer the contact's. DND that came from them stays."""
+
+        occurred_at: datetime
+        phones: list[str]
+        emails: list[str]
+        source: Source
+        actor: str | None
+        idempotency_key: str | None
+        policy_version: str
+        detail: dict[str, Any]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Contact)
+            aggregate.phones = [p for p in aggregate.phones if p not in self.phones]
+            aggregate.emails = [e for e in aggregate.emails if e not in self.emails]
+            if self.idempotency_key:
+                aggregate._keep_key(self.idempotency_key)
+
+    class PersonalDataErased(Aggregate.Event):
+        """The contact's personal values were erased from the vault (references only)."""
+
+        occurred_at: datetime
+        source: Source
+        actor: str | None
+        idempotency_key: str | None
+        policy_version: str
+        detail: dict[str, Any]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Contact)
+
     class DndEvent(Aggregate.Event):
         """Base of every event that may change DND; its effect says how."""
 

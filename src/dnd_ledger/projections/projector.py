@@ -382,6 +382,7 @@ class _Batch:
         self.audit: list[tuple[Any, ...]] = []
         self.new_addresses: list[tuple[str, str, str, str]] = []
         self.index: list[tuple[str, str, str, str, str]] = []
+        self.unindex: set[tuple[str, str, str]] = set()  # (location, ref, contact) released
 
     def _fetchall(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self.c is not None:
@@ -490,7 +491,8 @@ class _Batch:
         else:
             cv.version = e.originator_version
             channels, words, effect_data = (), "none", {}
-            detail = {"phones": list(e.phones), "emails": list(e.emails)}
+            detail = {k: list(getattr(e, k)) for k in ("phones", "emails") if hasattr(e, k)}
+            detail.update(getattr(e, "detail", {}))
         before_s, after_s = changed(before, cv.statuses(), channels)
         self.audit.append((
             position, aid, e.originator_version, cv.location_id, cv.contact_id, None,
@@ -509,13 +511,17 @@ class _Batch:
                 self.new_addresses.append((aid, e.location_id, e.ref, str(e.kind)))
         location_id, ref, kind = self.address(aid)
         if isinstance(e, Address.Claimed) and self.wants("addresses", position):
+            self.unindex.discard((location_id, ref, e.contact_id))
             self.index.append((location_id, ref, e.contact_id, kind, iso(e.occurred_at)))
+        if isinstance(e, Address.Released) and self.wants("addresses", position):
+            self.index = [r for r in self.index if r[:3] != (location_id, ref, e.contact_id)]
+            self.unindex.add((location_id, ref, e.contact_id))
         if not self.wants("audit", position):
             return
         name, channels, words, effect_data, detail = "Address.Seen", "", "none", "{}", {}
         source = actor = key = policy = None
-        if isinstance(e, Address.Claimed):
-            name, detail = "Address.Claimed", {"contact_id": e.contact_id}
+        if isinstance(e, Address.Claimed | Address.Released):
+            name, detail = f"Address.{type(e).__name__}", {"contact_id": e.contact_id}
         elif isinstance(e, Address.SignalRecorded):
             effect = Effect.from_dict(e.effect)
             name, words = f"Address.{e.event}", effect_words(effect)
@@ -543,6 +549,13 @@ class _Batch:
                     "INSERT INTO dnd_addresses (aggregate_id, location_id, ref, kind) VALUES (?, ?, ?, ?)"
                 ),
                 self.new_addresses,
+            )
+        if self.unindex:
+            c.executemany(
+                q(
+                    "DELETE FROM dnd_address_index WHERE location_id = ? AND ref = ? AND contact_id = ?"
+                ),
+                sorted(self.unindex),
             )
         if self.index:
             c.executemany(

@@ -26,6 +26,8 @@ TABLES: dict[str, list[str]] = {
         " location_id TEXT NOT NULL, ref TEXT NOT NULL, contact_id TEXT NOT NULL,"
         " kind TEXT NOT NULL, since TEXT NOT NULL,"
         " PRIMARY KEY (location_id, ref, contact_id))",
+        "CREATE INDEX IF NOT EXISTS dnd_address_index_contact"
+        " ON dnd_address_index (location_id, contact_id)",
     ],
     "audit": [
         "CREATE TABLE IF NOT EXISTS dnd_audit ("
@@ -40,6 +42,9 @@ TABLES: dict[str, list[str]] = {
         # Gone: a contact's history is read through dnd_audit_contact; a second
         # index on random ids doubled the pages each commit wrote.
         "DROP INDEX IF EXISTS dnd_audit_aggregate",
+        # What providers said about an address (``contacts find``): address rows only.
+        "CREATE INDEX IF NOT EXISTS dnd_audit_address"
+        " ON dnd_audit (location_id, address_ref, position) WHERE address_ref IS NOT NULL",
     ],
     "stats": [
         "CREATE TABLE IF NOT EXISTS dnd_stats ("
