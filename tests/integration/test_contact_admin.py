@@ -17,7 +17,12 @@ PHONE, PHONE2, EMAIL = "+14155550100", "+14155550111", "ada@example.com"
 SMS = Channel.SMS
 
 
-def register(ledger: DndLedger, contact: str, phones=(PHONE,), emails=()) -> None:
+def register(
+    ledger: DndLedger,
+    contact: str,
+    phones: tuple[str, ...] = (PHONE,),
+    emails: tuple[str, ...] = (),
+) -> None:
     ledger.execute(c.RegisterContact(L, contact, tuple(phones), tuple(emails)))
 
 
