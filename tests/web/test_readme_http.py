@@ -79,3 +79,9 @@ def test_the_readme_http_section_runs_as_written(tmp_path: Path) -> None:
     assert "page 200" in out
     assert (tmp_path / "ledger.db").is_file()
     assert "Error" not in result.stderr
+    # Steps 7 and 8: contacts, reveal, address removal and erasure.
+    assert '{"contacts":[{"contact_id":"c-42","dnd":"partial"' in out
+    assert '"open_reviews":[]' in out
+    assert '"value":"+14155550100"' in out
+    assert '"events":["AddressRemoved"]' in out
+    assert '"erased":3' in out
