@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +19,7 @@ from eventsourcing.persistence import PersistenceError
 
 from dnd_ledger import commands as cmd
 from dnd_ledger.application import DndLedger
+from dnd_ledger.cli_format import dumps, format_option, render_rows
 from dnd_ledger.cli_output import (
     decision_text,
     emit_json,
@@ -146,6 +148,8 @@ class LedgerGroup(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        if os.environ.get("NO_COLOR"):  # https://no-color.org: any value turns colour off
+            extra.setdefault("color", False)
         run = functools.partial(
             super().main, args, prog_name, complete_var, standalone_mode=False, **extra
         )
@@ -359,22 +363,26 @@ def inbound(
 @click.argument("contact_id")
 @click.option("--as-of", type=TIME, help="Effective time (default: now).")
 @click.option("--known-at", type=TIME, help="Knowledge time (default: now).")
-@json_option
+@format_option
 @pass_ctx
 @ledger_errors
 def status(
     c: Ctx, location: str, contact_id: str, as_of: datetime | None, known_at: datetime | None,
-    as_json: bool,
+    fmt: str,
 ) -> None:  # fmt: skip
     """Per-channel DND state of a contact.
 
     Example: dnd-ledger status loc-1 c-42 --as-of 2026-11-01T00:00:00Z
     """
     view = c.ledger.status(location, contact_id, as_of=as_of, known_at=known_at)
-    if as_json:
-        emit_json(view.to_json())
-    else:
+    if fmt == "table":
         click.echo(status_text(view))
+    elif fmt == "csv":
+        data = view.to_json()
+        rows = [{"channel": ch, **s} for ch, s in data["channels"].items()]
+        click.echo(render_rows(rows, fmt, ["channel", "status", "since", "code", "message"]))
+    else:
+        click.echo(dumps(view.to_json()))
 
 
 @cli.command("can-send")
@@ -387,12 +395,12 @@ def status(
 @click.option("--as-of", type=TIME, help="Effective time (default: now).")
 @click.option("--known-at", type=TIME, help="Knowledge time (default: now).")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when not allowed.")
-@json_option
+@format_option
 @pass_ctx
 @ledger_errors
 def can_send(
     c: Ctx, location: str, contact_id: str, channel: str, mode: str, inbound: bool,
-    as_of: datetime | None, known_at: datetime | None, exit_code: bool, as_json: bool,
+    as_of: datetime | None, known_at: datetime | None, exit_code: bool, fmt: str,
 ) -> None:  # fmt: skip
     """May we message this contact on this channel now, and why (not)?
 
@@ -403,10 +411,13 @@ def can_send(
         direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
         mode=Mode(mode), as_of=as_of, known_at=known_at,
     )  # fmt: skip
-    if as_json:
-        emit_json(decision.to_json())
-    else:
+    if fmt == "table":
         click.echo(decision_text(decision))
+    elif fmt == "csv":
+        data = decision.to_json()
+        click.echo(render_rows([data], fmt, list(data)))
+    else:
+        click.echo(dumps(decision.to_json()))
     if exit_code and not decision.allowed:
         sys.exit(1)
 
@@ -414,17 +425,18 @@ def can_send(
 @cli.command()
 @click.argument("location")
 @click.argument("contact_id")
-@json_option
+@format_option
 @pass_ctx
 @ledger_errors
-def history(c: Ctx, location: str, contact_id: str, as_json: bool) -> None:
+def history(c: Ctx, location: str, contact_id: str, fmt: str) -> None:
     """The contact's events in recording order.
 
     Example: dnd-ledger history loc-1 c-42 --json
     """
     items = c.ledger.history(location, contact_id)
-    if as_json:
-        emit_json([i.to_json() for i in items])
+    if fmt != "table":
+        data = [i.to_json() for i in items]
+        click.echo(render_rows(data, fmt, list(data[0]) if data else []))
         return
     rows = [
         (i.version, i.event, i.occurred_at, i.recorded_at, i.source, i.actor,
@@ -496,6 +508,8 @@ def import_legacy(c: Ctx, file: str, as_json: bool) -> None:
         )
         for err in summary["errors"]:
             click.echo(f"  line {err['line']}: {err['error']}")
+    if summary["rejected"]:
+        sys.exit(1)  # like ingest: the good rows are in, the bad ones need attention
 
 
 class _Null:
@@ -606,6 +620,14 @@ class DefaultGroup(click.Group):
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        default = self.commands[self.default_command]
+        rows = [r for p in default.get_params(ctx) if isinstance(p, click.Option)
+                and "--help" not in p.opts and (r := p.get_help_record(ctx))]  # fmt: skip
+        with formatter.section(f"Options of `{ctx.command_path} {self.default_command}`"):
+            formatter.write_dl(rows)
 
 
 @cli.group(cls=DefaultGroup)

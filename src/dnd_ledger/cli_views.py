@@ -11,9 +11,11 @@ from typing import Any
 import click
 
 from dnd_ledger.audit_format import render_audit
-from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pass_ctx
-from dnd_ledger.cli_output import emit_json, table
+from dnd_ledger.cli import TIME, Ctx, audit, cli, ledger_errors, pass_ctx
+from dnd_ledger.cli_format import dumps, format_option, render_rows
+from dnd_ledger.cli_output import table
 from dnd_ledger.domain.errors import LedgerUnavailable
+from dnd_ledger.projections.contact_views import CHANNEL_NAMES
 from dnd_ledger.projections.schema import VIEWS
 
 
@@ -22,9 +24,7 @@ from dnd_ledger.projections.schema import VIEWS
 @click.argument("contact_id", required=False)
 @click.option("--since", type=TIME, help="Events that occurred at or after this time.")
 @click.option("--until", type=TIME, help="Events that occurred at or before this time.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table"
-)
+@format_option
 @pass_ctx
 @ledger_errors
 def audit_trail(
@@ -49,10 +49,10 @@ def projections() -> None:
 
 
 @projections.command("status")
-@json_option
+@format_option
 @pass_ctx
 @ledger_errors
-def projections_status(c: Ctx, as_json: bool) -> None:
+def projections_status(c: Ctx, fmt: str) -> None:
     """Each view's position in the log and how far behind it is.
 
     When the views are stuck on an event they could not apply, it names the event's
@@ -77,8 +77,8 @@ def projections_status(c: Ctx, as_json: bool) -> None:
         }
         for v, p in positions.items()
     ]
-    if as_json:
-        emit_json(views)
+    if fmt != "table":
+        click.echo(render_rows(views, fmt, ["view", "position", "head", "lag", "error"]))
     else:
         click.echo(
             table(["view", "position", "head", "lag"], [list(v.values())[:4] for v in views])
@@ -140,26 +140,41 @@ def projections_run(c: Ctx, follow: bool, interval: float) -> None:
             click.echo(f"applied {n} events")
 
 
+def stats_json(dims: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """One location's counts with every status named, zeros included."""
+    overall = {v: dims.get("overall", {}).get(v, 0) for v in ("on", "off", "partial")}
+    channels = {
+        ch: {
+            s: dims.get(f"channel:{ch}", {}).get(s, 0) for s in ("inactive", "active", "permanent")
+        }
+        for ch in CHANNEL_NAMES
+    }
+    return {"contacts": sum(overall.values()), "overall": overall, "channels": channels}
+
+
 @cli.command()
 @click.argument("location", required=False)
-@json_option
+@format_option
 @pass_ctx
 @ledger_errors
-def stats(c: Ctx, location: str | None, as_json: bool) -> None:
+def stats(c: Ctx, location: str | None, fmt: str) -> None:
     """Contacts by overall DND status and by channel and status, per location.
+
+    With --json: {LOCATION: {"contacts": N, "overall": {"on", "off", "partial"},
+    "channels": {CHANNEL: {"inactive", "active", "permanent"}}}}, zeros included.
 
     Example: dnd-ledger stats loc-1 --json
     """
     ledger = c.ledger
     ledger.ensure_current()
     data = ledger.views.stats(location)
-    if as_json:
-        emit_json(data)
+    if fmt == "json":
+        click.echo(dumps({loc: stats_json(dims) for loc, dims in data.items()}))
         return
     rows = [
-        (loc, dim, value, n)
+        {"location": loc, "dimension": dim, "value": value, "contacts": n}
         for loc, dims in data.items()
         for dim, values in dims.items()
         for value, n in values.items()
     ]
-    click.echo(table(["location", "dimension", "value", "contacts"], rows))
+    click.echo(render_rows(rows, fmt, ["location", "dimension", "value", "contacts"]))

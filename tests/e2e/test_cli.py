@@ -1005,7 +1005,7 @@ class TestImportLegacy:
     ) -> None:
         csv_file = write_csv(tmp_path, LEGACY_CSV)
 
-        summary = cli.json("import-legacy", csv_file)
+        summary = cli.json("import-legacy", csv_file, code=1)  # rows were rejected: exit 1
 
         assert summary == {"appended": 3, "duplicates": 0, "rejected": 2, "errors": LEGACY_ERRORS}
         c1 = cli.status("c-1")
@@ -1018,7 +1018,7 @@ class TestImportLegacy:
         cli.fail("history", L, "c-4")
 
     def test_imported_addresses_are_the_contacts_own(self, cli: Cli, tmp_path: Path) -> None:
-        cli.run("import-legacy", write_csv(tmp_path, LEGACY_CSV))
+        cli.run("import-legacy", write_csv(tmp_path, LEGACY_CSV), code=1)
 
         stop = cli.sms("STOP", "SM-c2", phone="+14155550103")
 
@@ -1029,10 +1029,10 @@ class TestImportLegacy:
         self, cli: Cli, tmp_path: Path
     ) -> None:
         csv_file = write_csv(tmp_path, LEGACY_CSV)
-        cli.run("import-legacy", csv_file)
+        cli.run("import-legacy", csv_file, code=1)
         before = [cli.history(L, "c-1"), cli.history(L, "c-2"), cli.history("loc-2", "c-5")]
 
-        again = cli.json("import-legacy", csv_file)
+        again = cli.json("import-legacy", csv_file, code=1)
 
         assert again == {"appended": 0, "duplicates": 3, "rejected": 2, "errors": LEGACY_ERRORS}
         after = [cli.history(L, "c-1"), cli.history(L, "c-2"), cli.history("loc-2", "c-5")]
@@ -1057,7 +1057,7 @@ class TestImportLegacy:
     def test_import_without_json_prints_a_summary_and_each_bad_line(
         self, cli: Cli, tmp_path: Path
     ) -> None:
-        out = cli.run("import-legacy", write_csv(tmp_path, LEGACY_CSV)).stdout
+        out = cli.run("import-legacy", write_csv(tmp_path, LEGACY_CSV), code=1).stdout
 
         assert out == (
             "imported: 3 appended, 0 duplicates, 2 rejected\n"
@@ -1083,7 +1083,7 @@ class TestImportLegacy:
             dnd_ledger_cli, ["--db", db, "import-legacy", "-", "--json"], input=LEGACY_CSV
         )
 
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 1, result.output  # two rows rejected
         assert json.loads(result.stdout)["appended"] == 3
 
     def test_a_csv_missing_columns_is_an_error_and_imports_nothing(
@@ -1108,7 +1108,7 @@ class TestImportLegacy:
             tmp_path, f"location_id,contact_id,phone,email,dnd\n{L},c-1,,,{value}\n"
         )
 
-        summary = cli.json("import-legacy", csv_file)
+        summary = cli.json("import-legacy", csv_file, code=1)
 
         assert summary["rejected"] == 1
         assert summary["errors"][0]["line"] == 2

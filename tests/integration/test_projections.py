@@ -922,15 +922,19 @@ position,location_id,contact_id,occurred_at,recorded_at,event,source,actor,chann
 17,loc-1,ada,{DAY}T15:00:00.000000+00:00,{R},DndClearedByUser,user,alice,call,clear temporary DND,user: cleared by alice from the contact record,call=active,call=inactive,,{STAMP},"""
 
 ADA_POSITIONS = [5, 9, 11, 13, 15, 16, 17]
+_NONE = {"inactive": 2, "active": 0, "permanent": 0}
 STATS = {
     "loc-1": {
-        "channel:call": {"inactive": 2},
-        "channel:email": {"active": 1, "inactive": 1},
-        "channel:fb": {"inactive": 2},
-        "channel:gmb": {"inactive": 2},
-        "channel:sms": {"inactive": 1, "permanent": 1},
-        "channel:whatsapp": {"inactive": 2},
-        "overall": {"partial": 2},
+        "contacts": 2,
+        "overall": {"on": 0, "off": 0, "partial": 2},
+        "channels": {
+            "email": {"inactive": 1, "active": 1, "permanent": 0},
+            "sms": {"inactive": 1, "active": 0, "permanent": 1},
+            "call": _NONE,
+            "fb": _NONE,
+            "gmb": _NONE,
+            "whatsapp": _NONE,
+        },
     }
 }
 
