@@ -9,7 +9,7 @@ in a URL.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -19,9 +19,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel
+from dnd_ledger.web.audit_view import STATUS_WORDS, timeline
 from dnd_ledger.web.auth import SESSION_COOKIE, AuthError, TokenBook
 from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.origin import CROSS_SITE, same_origin
+from dnd_ledger.web.params import parse_time
 from dnd_ledger.web.state import WebState, web_state
 
 router = APIRouter(include_in_schema=False)
@@ -51,10 +53,8 @@ LABELS = {
     Channel.GMB: "Google Business messages",
     Channel.WHATSAPP: "WhatsApp",
 }
-STATUS_WORDS = {"inactive": "no DND", "active": "temporary DND", "permanent": "permanent DND"}
 OVERALL_WORDS = {"on": "on (every channel)", "off": "off", "partial": "partial"}
 _PAGE = re.compile(r"/v1/locations/[^/?#\\]+/contacts/[^/?#\\]+/audit\.html")
-LATE = timedelta(minutes=1)
 
 
 def render(
@@ -102,7 +102,13 @@ def audit_lookup(location_id: str, contact_id: str) -> RedirectResponse:
 
 
 @router.get("/v1/locations/{location_id}/contacts/{contact_id}/audit.html")
-def audit_page(location_id: str, contact_id: str, request: Request) -> Response:
+def audit_page(
+    location_id: str,
+    contact_id: str,
+    request: Request,
+    as_of: str | None = None,
+    known_at: str | None = None,
+) -> Response:
     state = web_state(request)
     here = page_url(location_id, contact_id)
     try:
@@ -116,7 +122,15 @@ def audit_page(location_id: str, contact_id: str, request: Request) -> Response:
         return render("error.html", e.status, title="Not allowed", detail=e.detail)
     ledger = state.ledger
     try:
-        view = ledger.status(location_id, contact_id)
+        times = {
+            k: parse_time(v) if v else None for k, v in (("as_of", as_of), ("known_at", known_at))
+        }
+    except ValueError as e:
+        return render(
+            "error.html", 422, token.name, title="Invalid time", detail=f"as_of/known_at {e}"
+        )
+    try:
+        view = ledger.status(location_id, contact_id, **times)
     except UnknownContact as e:
         return render("error.html", 404, token.name, title="Unknown contact", detail=str(e))
     except LedgerUnavailable as e:
@@ -139,27 +153,7 @@ def audit_page(location_id: str, contact_id: str, request: Request) -> Response:
         }
         for ch in ALL_CHANNELS
     ]
-    events = []
-    for r in rows:
-        occurred = datetime.fromisoformat(r["occurred_at"])
-        recorded = datetime.fromisoformat(r["recorded_at"])
-        events.append(
-            {
-                **r,
-                "occurred": _when(occurred),
-                "recorded": _when(recorded),
-                "late": recorded - occurred > LATE,
-                "changes": [
-                    (ch, STATUS_WORDS[r["before"].get(ch, "inactive")], STATUS_WORDS[after])
-                    for ch, after in r["after"].items()
-                ],
-                "references": [
-                    f"{label} {r[key]}"
-                    for key, label in (("idempotency_key", "key"), ("evidence", "evidence"))
-                    if r[key]
-                ],
-            }
-        )
+    events = timeline(ledger, location_id, contact_id, rows, times["as_of"], times["known_at"])
     csv_url = (
         f"/v1/locations/{quote(location_id, safe='')}/audit"
         f"?contact_id={quote(contact_id, safe='')}&format=csv"
@@ -172,6 +166,9 @@ def audit_page(location_id: str, contact_id: str, request: Request) -> Response:
         dnd=view.dnd.value,
         dnd_words=OVERALL_WORDS[view.dnd.value],
         as_of=_when(view.as_of),
+        known_at=_when(view.known_at),
+        as_of_value=as_of or "",
+        known_at_value=known_at or "",
         channels=channels,
         events=events,
         csv_url=csv_url,

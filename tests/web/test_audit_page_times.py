@@ -1,0 +1,64 @@
+"""The audit page on both timelines, its numbering, and blocks through a shared address."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from dnd_ledger import commands as cmd
+from dnd_ledger.application import DndLedger
+from dnd_ledger.domain.values import AddressKind, Channel
+from tests.conftest import T0, Clock
+from tests.web.support import PHONE, READ, L, bearer
+
+PAGE = f"/v1/locations/{L}/contacts/ada/audit.html"
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def story(ledger: DndLedger, clock: Clock) -> None:
+    ledger.execute(cmd.RegisterContact(L, "ada", phones=(PHONE,)))
+    ledger.execute(cmd.RegisterContact(L, "bob", phones=(PHONE,)))
+    clock.advance(hours=1)
+    ledger.execute(cmd.ReceiveInbound(L, Channel.SMS, PHONE, "STOP", "SM1"))
+
+
+def test_as_of_shows_the_state_then(
+    client: TestClient, web_ledger: DndLedger, clock: Clock
+) -> None:
+    story(web_ledger, clock)
+    now = text_of(client.get(PAGE, headers=bearer(READ)).text)
+    assert "SMS permanent DND" in now
+    before = T0.replace(minute=30).isoformat()
+    then = client.get(PAGE, params={"as_of": before}, headers=bearer(READ))
+    assert then.status_code == 200
+    text = text_of(then.text)
+    assert "SMS no DND" in text
+    assert "OptOutKeyword" not in text  # not yet occurred then
+    known = text_of(client.get(PAGE, params={"known_at": before}, headers=bearer(READ)).text)
+    assert "SMS no DND" in known
+    bad = client.get(PAGE, params={"as_of": "yesterday"}, headers=bearer(READ))
+    assert bad.status_code == 422
+
+
+def test_events_are_numbered_as_history_numbers_them(
+    client: TestClient, web_ledger: DndLedger, clock: Clock
+) -> None:
+    story(web_ledger, clock)
+    html = client.get(PAGE, headers=bearer(READ)).text
+    rows = re.findall(r'<tr>\s*<td class="mono">(\d+)</td>', html)
+    assert rows == [str(h.version) for h in web_ledger.history(L, "ada")]
+    assert "log position" in html
+
+
+def test_a_block_through_a_shared_address_names_the_reference(
+    client: TestClient, web_ledger: DndLedger, clock: Clock
+) -> None:
+    story(web_ledger, clock)
+    ref = web_ledger.keyring.ref(AddressKind.PHONE, PHONE)
+    text = text_of(client.get(PAGE, headers=bearer(READ)).text)
+    assert f"Came through address {ref}, which bob also holds" in text
+    assert PHONE not in text
