@@ -41,7 +41,9 @@ HTML_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it a browser sends ``Origin: null`` with a same-origin form
+    # post, and the sign-in's Origin check refuses it. same-origin sends nothing elsewhere.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
