@@ -33,7 +33,7 @@ from dnd_ledger.domain.errors import (
     PermanentDnd,
     UnknownContact,
 )
-from dnd_ledger.web import api, contacts_api, pages, webhooks
+from dnd_ledger.web import api, bundle_api, contacts_api, pages, webhooks
 from dnd_ledger.web.auth import AuthError, TokenBook
 from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
 from dnd_ledger.web.limits import RequestGuard
@@ -186,6 +186,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(contacts_api.router)
+    app.include_router(bundle_api.router)
     app.include_router(pages.router)
 
     @app.get(

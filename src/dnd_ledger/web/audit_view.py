@@ -99,3 +99,19 @@ def timeline(
             }
         )
     return events
+
+
+def notary_status(ledger: DndLedger, last_position: int | None) -> dict[str, Any]:
+    """The latest checkpoint, and whether it covers the contact's latest event."""
+    latest = ledger.notary.latest_checkpoint()
+    if latest is None:
+        return {"checkpoint": None, "covered": False}
+    return {
+        "checkpoint": {
+            "size": latest.size,
+            "time": _when(latest.created_at),
+            "signed": latest.signed,
+            "key": latest.key_name,
+        },
+        "covered": last_position is not None and last_position <= latest.size,
+    }
