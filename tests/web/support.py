@@ -28,8 +28,9 @@ TOKENS: dict[str, dict[str, Any]] = {
     "support-token-012345678": {"name": "support", "roles": ["support"]},
     "sender-token-0123456789": {"name": "sender", "roles": ["read", "write"]},
     "loc2-reader-token-01234": {"name": "loc2-reader", "roles": ["read"], "locations": [L2]},
+    "desk-token-012345678901": {"name": "desk", "roles": ["read", "support"]},
 }
-READ, WRITE, SUPPORT, SENDER, LOC2_READ = TOKENS
+READ, WRITE, SUPPORT, SENDER, LOC2_READ, READ_SUPPORT = TOKENS
 
 
 def sha256(text: str) -> str:

@@ -16,7 +16,7 @@ from dnd_ledger.notary.signed_note import SigningKey, format_vkey, parse_vkey
 from dnd_ledger.web.app import create_app
 from dnd_ledger.web.config import WebConfig
 from tests.conftest import T0, Clock
-from tests.web.support import PHONE, READ, L, bearer
+from tests.web.support import PHONE, READ, READ_SUPPORT, L, bearer
 
 PAGE = f"/v1/locations/{L}/contacts/ada/audit.html"
 
@@ -106,3 +106,15 @@ def test_the_bundle_needs_a_signing_key(
     r = client.get(f"/v1/locations/{L}/contacts/ada/bundle", headers=bearer(READ))
     assert r.status_code == 422
     assert "DND_LEDGER_SIGNING_KEY" in r.json()["detail"]
+
+
+def test_support_sessions_see_address_values_and_read_tokens_only_references(
+    client: TestClient, web_ledger: DndLedger, clock: Clock
+) -> None:
+    story(web_ledger, clock)
+    ref = web_ledger.keyring.ref(AddressKind.PHONE, PHONE)
+    read = client.get(PAGE, headers=bearer(READ)).text
+    assert ref in read
+    assert PHONE not in read
+    both = client.get(PAGE, headers=bearer(READ_SUPPORT)).text
+    assert f"{ref}</code> = {PHONE}" in both

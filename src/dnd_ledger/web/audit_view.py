@@ -115,3 +115,20 @@ def notary_status(ledger: DndLedger, last_position: int | None) -> dict[str, Any
         },
         "covered": last_position is not None and last_position <= latest.size,
     }
+
+
+def addresses(
+    ledger: DndLedger, location_id: str, contact_id: str, reveal: bool
+) -> list[dict[str, Any]]:
+    """The contact's addresses by reference; with ``reveal`` (support), their values too."""
+    rows = ledger.views.read(
+        ledger.sql.q(
+            "SELECT kind, ref FROM dnd_address_index WHERE location_id = ? AND contact_id = ?"
+            " ORDER BY kind, ref"
+        ),
+        (location_id, contact_id),
+    )
+    return [
+        {"kind": str(k), "ref": str(r), "value": ledger.vault.get(str(r)) if reveal else None}
+        for k, r in rows
+    ]

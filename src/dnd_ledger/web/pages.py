@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel
-from dnd_ledger.web.audit_view import STATUS_WORDS, notary_status, timeline
+from dnd_ledger.web.audit_view import STATUS_WORDS, addresses, notary_status, timeline
 from dnd_ledger.web.auth import SESSION_COOKIE, AuthError, TokenBook
 from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.origin import CROSS_SITE, same_origin
@@ -175,6 +175,7 @@ def audit_page(
         events=events,
         csv_url=csv_url,
         bundle_url=f"{page_url(location_id, contact_id).removesuffix('/audit.html')}/bundle",
+        addresses=addresses(ledger, location_id, contact_id, reveal="support" in token.roles),
         notary=notary_status(ledger, rows[-1]["position"] if rows else None),
     )
 
