@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from dnd_ledger import consent_record
 from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli_output import emit_json
 from dnd_ledger.cli_witness import witness_key_option, witness_keys_of
@@ -125,19 +126,36 @@ def _note(c: Ctx, size: int) -> str | None:
 @audit.command("export")
 @click.argument("location")
 @click.argument("contact_id", required=False)
-@click.option("--bundle", "bundle_path", required=True, type=click.Path(dir_okay=False),
-              help="The file to write.")  # fmt: skip
+@click.option("--bundle", "bundle_path", type=click.Path(dir_okay=False),
+              help="The bundle file to write (--format bundle).")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["bundle", "consent-record"]),
+              default="bundle", show_default=True,
+              help="consent-record: the contact's consent history in DPV JSON-LD, on stdout.")  # fmt: skip
 @pass_ctx
 @ledger_errors
-def audit_export(c: Ctx, location: str, contact_id: str | None, bundle_path: str) -> None:
+def audit_export(
+    c: Ctx, location: str, contact_id: str | None, bundle_path: str | None, fmt: str
+) -> None:
     """Write an auditor bundle for a contact (or every contact of a location).
 
     It carries a freshly signed checkpoint, the PII-free metadata of every
     event under it, the contacts' stored events and their inclusion proofs.
     Check it with `audit verify-bundle` or `python -m dnd_ledger.notary.offline`.
+    With --format consent-record it prints the contact's consent history as
+    ISO/IEC TS 27560-style records in W3C DPV JSON-LD instead.
 
-    Example: dnd-ledger audit export loc-1 c-42 --bundle c-42.bundle.json
+    \b
+    Examples:
+      dnd-ledger audit export loc-1 c-42 --bundle c-42.bundle.json
+      dnd-ledger audit export loc-1 c-42 --format consent-record > c-42.jsonld
     """
+    if fmt == "consent-record":
+        if contact_id is None or bundle_path is not None:
+            raise click.UsageError("--format consent-record takes a CONTACT_ID and no --bundle")
+        click.echo(consent_record.export(c.ledger, location, contact_id))
+        return
+    if bundle_path is None:
+        raise click.UsageError("--bundle FILE is required (or --format consent-record)")
     data = export_bundle(c.ledger, location, contact_id)
     Path(bundle_path).write_bytes(data)
     record = c.ledger.notary.latest_checkpoint()
