@@ -174,3 +174,26 @@ class TestErasure:
     def test_reveal_refuses_what_is_not_a_reference(self, ledger: DndLedger) -> None:
         with pytest.raises(InvalidInput):
             contact_admin.reveal(ledger, "+14155550100")
+
+
+class TestViewsRebuild:
+    def test_a_rebuild_gives_the_same_address_index_after_removals(self, ledger: DndLedger) -> None:
+        register(ledger, "ada", phones=(PHONE, PHONE2))
+        register(ledger, "bob", phones=(PHONE,))
+        stop(ledger, "SM1")
+        ledger.execute(c.RemoveAddress(L, "ada", "alice", phones=(PHONE,)))
+        register(ledger, "ada", phones=(PHONE,))  # and back again
+        ledger.execute(c.RemoveAddress(L, "bob", "alice", phones=(PHONE,)))
+        contact_admin.erase(ledger, L, "bob", "support-1", "GDPR")
+        query = "SELECT location_id, ref, contact_id FROM dnd_address_index ORDER BY 1, 2, 3"
+        before = ledger.sql.fetchall(query)
+        status = ledger.sql.fetchall(
+            "SELECT contact_id, overall FROM dnd_status_contacts ORDER BY 1"
+        )
+        ledger.projector.rebuild(["status", "addresses", "audit", "stats"])
+        assert ledger.sql.fetchall(query) == before
+        assert (
+            ledger.sql.fetchall("SELECT contact_id, overall FROM dnd_status_contacts ORDER BY 1")
+            == status
+        )
+        assert [(r[2]) for r in before] == ["ada", "ada"]
