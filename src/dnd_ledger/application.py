@@ -36,6 +36,7 @@ from dnd_ledger.domain.errors import (
 )
 from dnd_ledger.domain.keywords import normalise
 from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
+from dnd_ledger.domain.scope import scoped, start_reach
 from dnd_ledger.domain.state import (
     CONTACT_ORIGIN,
     NO_EFFECT,
@@ -709,12 +710,13 @@ class DndLedger(Application[UUID]):
         if effective is InboundClass.OPT_OUT:
             word = normalise(body).upper()[:32]
             event = "OptOutKeyword"
-            effect = Effect(Op.BLOCK, (ch,), DndKind.PERMANENT, code=word or theirs,
-                            message=f"opt-out keyword on {ch.value}", origin=ref)  # fmt: skip
+            effect, detail = scoped(self.policy.revocation_scope, Effect(
+                Op.BLOCK, (ch,), DndKind.PERMANENT, code=word or theirs,
+                message=f"opt-out keyword on {ch.value}", origin=ref), at, detail)  # fmt: skip
         elif effective is InboundClass.OPT_IN:
             event = "StartReceived"
-            effect = Effect(Op.OPT_IN, (ch,), code="START",
-                            message=f"opt-in keyword on {ch.value}", origin=ref)  # fmt: skip
+            effect = Effect(Op.OPT_IN, (ch,), code="START", message=f"opt-in keyword on {ch.value}",
+                            origin=ref, also=start_reach(self.policy.revocation_scope, ch))  # fmt: skip
         elif effective is InboundClass.SUSPECTED_REVOCATION:
             event = "RevocationSuspected"
             detail["review"] = "required"
@@ -758,6 +760,8 @@ class DndLedger(Application[UUID]):
                         message=rule.description or f"carrier error {c.error_code}", origin=ref)  # fmt: skip
         detail = {"address_ref": ref, "message_id": message_id, "status": c.status,
                   "error_code": c.error_code}  # fmt: skip
+        if event == "CarrierError21610":  # an opt-out the carrier saw: same scope as STOP
+            effect, detail = scoped(self.policy.revocation_scope, effect, at, detail)
         key = f"status:{message_id}:{c.status}:{c.error_code}"
         return self._signal(
             unit, c.location_id, AddressKind.PHONE, ref, event, at, key, effect, detail

@@ -580,6 +580,9 @@ def policy_show(c: Ctx, fmt: str) -> None:
     words = p.opt_out_keywords if p.review.words is None else p.review.words
     review = f"{p.review.effect}: {', '.join(words)}" if p.review.enabled else "off"
     click.echo(f"review (longer messages containing): {review}")
+    scope = [(r.name, r.effective_from.isoformat(), ", ".join(r.opt_out_on), ", ".join(r.blocks))
+             for r in p.revocation_scope]  # fmt: skip
+    click.echo(table(["revocation scope rule", "opt-outs from", "opt-out on", "blocks"], scope))
 
 
 @cli.command()

@@ -42,6 +42,13 @@ class Effect:
     origin: str = CONTACT_ORIGIN
     suppression: bool = False  # clearing needs the suppression-removed attestation
     attested: bool = False  # the user attested the suppression was removed
+    #: OPT_IN only: other channels where this origin's own blocks are lifted too
+    #: (where a revoke-all opt-out from the same address reached).
+    also: tuple[Channel, ...] = ()
+
+    @property
+    def touched(self) -> tuple[Channel, ...]:
+        return (*self.channels, *self.also) if self.also else self.channels
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"op": self.op.value, "channels": [c.value for c in self.channels]}
@@ -56,6 +63,8 @@ class Effect:
             d["suppression"] = True
         if self.attested:
             d["attested"] = True
+        if self.also:
+            d["also"] = [c.value for c in self.also]
         return d
 
     @classmethod
@@ -70,6 +79,7 @@ class Effect:
             origin=d.get("origin", CONTACT_ORIGIN),
             suppression=bool(d.get("suppression", False)),
             attested=bool(d.get("attested", False)),
+            also=tuple(Channel(c) for c in d.get("also", ())),
         )
 
 
@@ -171,6 +181,8 @@ class DndState:
                 ]
             elif eff.op is Op.CLEAR_ALL:
                 blocks.clear()
+        for ch in eff.also:  # OPT_IN's reach: only what this origin set there
+            self.blocks[ch][:] = [b for b in self.blocks[ch] if b.origin != eff.origin]
 
     @staticmethod
     def _add(blocks: list[Block], entry: Entry, eff: Effect) -> None:

@@ -45,7 +45,7 @@ class ContactView:
         if self.last_occurred is None or entry.occurred_at >= self.last_occurred:
             self.last_occurred = entry.occurred_at
             self.state.apply(entry)
-            touched = entry.effect.channels
+            touched = entry.effect.touched
         else:
             assert history is not None
             self.state = fold([*history, entry])
