@@ -25,6 +25,7 @@ from dnd_ledger import commands as cmd
 from dnd_ledger import textcheck
 from dnd_ledger.cache import DEFAULT_BUDGET, EventBudgetCache
 from dnd_ledger.commands import Command, Outcome
+from dnd_ledger.consent_rules import ConsentRules, record_confirmation
 from dnd_ledger.domain.address import Address, Signal, address_uuid
 from dnd_ledger.domain.contact import Contact, contact_uuid
 from dnd_ledger.domain.decide import Decision, decide, decide_channel
@@ -238,6 +239,7 @@ class DndLedger(Application[UUID]):
         )
         self.projector.readers.append(self.views)
         self.replay_cache = SqlReplayCache(self.sql)
+        self.rules = ConsentRules(self)  # can-send by purpose (confirmation, quiet hours)
         self._create_tables()
         self._check_key()
         # Every query is preceded by a check of the log's head against the views
@@ -1049,6 +1051,7 @@ _HANDLERS: dict[type[Any], Callable[[DndLedger, _Unit, Any], Outcome]] = {
     cmd.ReportCarrierStatus: DndLedger._carrier,
     cmd.ReportEmailEvent: DndLedger._email,
     cmd.ImportLegacy: DndLedger._legacy,
+    cmd.RecordConfirmation: record_confirmation,
 }
 
 

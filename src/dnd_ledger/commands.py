@@ -133,6 +133,17 @@ class ImportLegacy:
     occurred_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class RecordConfirmation:
+    """The one confirmation text after an opt-out was sent to ``to_address``."""
+
+    location_id: str
+    channel: Channel
+    to_address: str
+    message_sid: str
+    occurred_at: datetime | None = None
+
+
 Command = (
     RegisterContact
     | SetDnd
@@ -142,6 +153,7 @@ Command = (
     | ReportCarrierStatus
     | ReportEmailEvent
     | ImportLegacy
+    | RecordConfirmation
 )
 
 

@@ -131,6 +131,9 @@ class Contact(Aggregate):
 
     class LegacyDndImported(DndEvent): ...
 
+    class OptOutConfirmationSent(DndEvent):
+        """The one confirmation text after an opt-out went out (changes no channel)."""
+
     def __init__(
         self,
         location_id: str,
@@ -390,6 +393,7 @@ EVENT_CLASSES: dict[str, type[Contact.DndEvent]] = {
         Contact.MailgunComplaint,
         Contact.MailgunUnsubscribed,
         Contact.LegacyDndImported,
+        Contact.OptOutConfirmationSent,
     )
 }
 

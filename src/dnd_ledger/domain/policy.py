@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dnd_ledger.domain.confirmation import ConfirmationRule
 from dnd_ledger.domain.keywords import classify, normalise, phrase_pattern
 from dnd_ledger.domain.scope import DEFAULT_SCOPE, ScopeRule, check_rules
 from dnd_ledger.domain.text import bad_byte_at
@@ -115,6 +116,8 @@ class Policy(BaseModel):
     email_unsubscribed: EffectName = "permanent"
     #: Dated revocation-scope rules (see :mod:`dnd_ledger.domain.scope`).
     revocation_scope: tuple[ScopeRule, ...] = DEFAULT_SCOPE
+    #: The one confirmation text after an opt-out (see :mod:`dnd_ledger.domain.confirmation`).
+    confirmation: ConfirmationRule = ConfirmationRule()
 
     @field_validator("opt_out_keywords", "opt_in_keywords")
     @classmethod

@@ -25,6 +25,7 @@ from starlette.routing import Match
 from dnd_ledger import __version__
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.errors import (
+    AlreadyConfirmed,
     AttestationRequired,
     Conflict,
     InvalidInput,
@@ -49,6 +50,7 @@ _LEDGER_STATUS: list[tuple[type[LedgerError], int]] = [
     (UnknownContact, 404),
     (PermanentDnd, 409),
     (AttestationRequired, 409),
+    (AlreadyConfirmed, 409),
     (Conflict, 503),
     (InvalidInput, 422),
 ]
