@@ -29,7 +29,7 @@ from dnd_ledger.cli_output import (
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable
 from dnd_ledger.domain.policy import PolicyError
 from dnd_ledger.domain.text import NotText, decode_text
-from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
+from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode, Purpose
 from dnd_ledger.files import loose_files
 from dnd_ledger.opening import ledger_files, require_ledger
 from dnd_ledger.settings import Settings
@@ -386,21 +386,24 @@ def status(
 @click.option("--inbound", is_flag=True, help="Ask about an inbound message or call instead.")
 @click.option("--as-of", type=TIME, help="Effective time (default: now).")
 @click.option("--known-at", type=TIME, help="Knowledge time (default: now).")
+@click.option("--purpose", type=click.Choice([p.value for p in Purpose]), help="Why it goes out.")
+@click.option("--at", "at", type=TIME, help="When it would go out (default: now).")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when not allowed.")
 @json_option
 @pass_ctx
 @ledger_errors
 def can_send(
     c: Ctx, location: str, contact_id: str, channel: str, mode: str, inbound: bool,
-    as_of: datetime | None, known_at: datetime | None, exit_code: bool, as_json: bool,
+    as_of: datetime | None, known_at: datetime | None, purpose: str | None, at: datetime | None,
+    exit_code: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """May we message this contact on this channel now, and why (not)?
 
     Example: dnd-ledger can-send loc-1 c-42 --channel sms --manual --exit-code
     """
-    decision = c.ledger.can_send(
-        location, contact_id, Channel(channel),
-        direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
+    decision = c.ledger.rules.can_send(
+        location, contact_id, Channel(channel), purpose=Purpose(purpose) if purpose else None,
+        at=at, direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
         mode=Mode(mode), as_of=as_of, known_at=known_at,
     )  # fmt: skip
     if as_json:
@@ -583,6 +586,9 @@ def policy_show(c: Ctx, fmt: str) -> None:
     scope = [(r.name, r.effective_from.isoformat(), ", ".join(r.opt_out_on), ", ".join(r.blocks))
              for r in p.revocation_scope]  # fmt: skip
     click.echo(table(["revocation scope rule", "opt-outs from", "opt-out on", "blocks"], scope))
+    cf = p.confirmation
+    click.echo(f"opt-out confirmation: one text within {cf.window_seconds} s on "
+               f"{', '.join(cf.channels)}")  # fmt: skip
 
 
 @cli.command()
@@ -630,6 +636,7 @@ def main() -> None:
 import dnd_ledger.cli_notary  # noqa: E402, F401
 from dnd_ledger import (  # noqa: E402, F401
     cli_ingest,
+    cli_rules,
     cli_views,
     cli_web,
 )

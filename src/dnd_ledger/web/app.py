@@ -34,7 +34,7 @@ from dnd_ledger.domain.errors import (
     PermanentDnd,
     UnknownContact,
 )
-from dnd_ledger.web import api, pages, webhooks
+from dnd_ledger.web import api, api_rules, pages, webhooks
 from dnd_ledger.web.auth import AuthError, TokenBook
 from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
 from dnd_ledger.web.limits import RequestGuard
@@ -187,6 +187,7 @@ def create_app(
     app.add_middleware(RequestGuard)
     app.include_router(webhooks.router)
     app.include_router(api.router)
+    app.include_router(api_rules.router)
     app.include_router(pages.router)
 
     @app.get(

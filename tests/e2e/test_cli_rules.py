@@ -1,0 +1,59 @@
+"""The consent-rule commands through the CLI: can-send --purpose, confirmation record."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from tests.e2e.test_cli import Cli, _no_ledger_environment  # noqa: F401 (autouse)
+
+PHONE = "+14155550100"
+
+
+@pytest.fixture
+def stopped(tmp_path: Path) -> Cli:
+    cli = Cli(str(tmp_path / "ledger.db"))
+    cli.run("init")
+    cli.run("contacts", "add", "loc-1", "ada", "--phone", PHONE)
+    four_minutes_ago = (datetime.now(UTC) - timedelta(minutes=4)).isoformat()
+    cli.run("inbound", "loc-1", "--channel", "sms", "--from", PHONE, "--body", "STOP",
+            "--message-sid", "SM1", "--at", four_minutes_ago)  # fmt: skip
+    return cli
+
+
+def can_send(cli: Cli, *extra: str, code: int = 0) -> dict[str, object]:
+    out = cli.run("can-send", "loc-1", "ada", "--channel", "sms", "--json", *extra, code=code)
+    doc: dict[str, object] = json.loads(out.stdout)
+    return doc
+
+
+def test_the_confirmation_text_once_within_the_window(stopped: Cli) -> None:
+    assert can_send(stopped)["allowed"] is False
+    allowed = can_send(stopped, "--purpose", "opt-out-confirmation", "--exit-code")
+    assert allowed["rule"] == "confirmation.within-window"
+    later = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
+    late = can_send(stopped, "--purpose", "opt-out-confirmation", "--at", later)
+    assert (late["allowed"], late["rule"]) == (False, "confirmation.window-passed")
+    record = ("confirmation", "record", "loc-1", "--channel", "sms", "--to", PHONE)
+    out = stopped.run(*record, "--message-sid", "SM2", "--json")
+    assert json.loads(out.stdout)["events"] == ["OptOutConfirmationSent"]
+    second = stopped.run(*record, "--message-sid", "SM3", code=1)
+    assert "only one is allowed" in second.stderr
+    refused = can_send(stopped, "--purpose", "opt-out-confirmation", "--exit-code", code=1)
+    assert refused["rule"] == "confirmation.already-sent"
+    history = json.loads(stopped.run("history", "loc-1", "ada", "--json").stdout)
+    assert history[-1]["event"] == "OptOutConfirmationSent"
+    assert 230 < history[-1]["detail"]["delay_seconds"] < 300
+
+
+def test_policy_show_lists_the_scope_rules_and_the_window(tmp_path: Path) -> None:
+    cli = Cli(None)
+    doc = json.loads(cli.run("policy", "show").stdout)
+    assert doc["revocation_scope"][0]["name"] == "revoke-all"
+    assert doc["revocation_scope"][0]["effective_from"] == "2027-01-31"
+    assert doc["confirmation"]["window_seconds"] == 300
+    summary = cli.run("policy", "show", "--format", "summary").stdout
+    assert "revoke-all             2027-01-31     sms, call   sms, call" in summary
+    assert "opt-out confirmation: one text within 300 s on sms" in summary
