@@ -37,6 +37,7 @@ from dnd_ledger.domain.errors import (
 )
 from dnd_ledger.domain.keywords import normalise
 from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
+from dnd_ledger.domain.reviews import opening
 from dnd_ledger.domain.scope import scoped, start_reach
 from dnd_ledger.domain.state import (
     CONTACT_ORIGIN,
@@ -76,6 +77,7 @@ from dnd_ledger.projections.freshness import ViewFreshness
 from dnd_ledger.projections.projector import Projector
 from dnd_ledger.projections.queries import ViewReader
 from dnd_ledger.replay import SqlReplayCache
+from dnd_ledger.reviews_service import resolve_review
 from dnd_ledger.transcoding import LedgerTranscoder
 
 MAX_ID = 128
@@ -721,7 +723,7 @@ class DndLedger(Application[UUID]):
                             origin=ref, also=start_reach(self.policy.revocation_scope, ch))  # fmt: skip
         elif effective is InboundClass.SUSPECTED_REVOCATION:
             event = "RevocationSuspected"
-            detail["review"] = "required"
+            detail.update(opening(self.policy.review.deadline, at, ch.value))
             level = self.policy.review.effect
             effect = (
                 NO_EFFECT if level == "none" else
@@ -843,13 +845,15 @@ class DndLedger(Application[UUID]):
         key: str,
         effect: Effect,
         detail: dict[str, Any],
+        source: Source = Source.PROVIDER,
+        actor: str | None = None,
     ) -> Outcome:
         """Record a provider event on its address, then on every contact that has it."""
         address = unit.address(location_id, kind, ref)
         if key in address.keys:
             return Outcome("duplicate", events=(event,), contacts=tuple(address.claimants))
         signal = address.record_signal(
-            event, occurred_at=at, source=Source.PROVIDER, actor=None, idempotency_key=key,
+            event, occurred_at=at, source=source, actor=actor, idempotency_key=key,
             policy_version=self.policy.stamp, effect=effect.to_dict(), detail=detail,
             timestamp=unit.now,
         )  # fmt: skip
@@ -860,7 +864,7 @@ class DndLedger(Application[UUID]):
                 continue
             self._ready(contact, at)
             contact.record(
-                event, occurred_at=at, source=Source.PROVIDER, actor=None, idempotency_key=key,
+                event, occurred_at=at, source=source, actor=actor, idempotency_key=key,
                 policy_version=self.policy.stamp, effect=effect,
                 detail={**detail, "via": signal.event_id}, timestamp=unit.now,
             )  # fmt: skip
@@ -1052,6 +1056,7 @@ _HANDLERS: dict[type[Any], Callable[[DndLedger, _Unit, Any], Outcome]] = {
     cmd.ReportEmailEvent: DndLedger._email,
     cmd.ImportLegacy: DndLedger._legacy,
     cmd.RecordConfirmation: record_confirmation,
+    cmd.ResolveReview: resolve_review,
 }
 
 

@@ -447,6 +447,7 @@ def _effect_word(effect: dict[str, Any]) -> str:
         "clear-temporary": "clear temporary",
         "opt-in": "opt-in (clears)",
         "clear-all": "clear all",
+        "clear-review": "clear review",
     }.get(str(op), "-")
 
 

@@ -144,6 +144,18 @@ class RecordConfirmation:
     occurred_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ResolveReview:
+    """A reviewer's verdict on a suspected revocation (``revocation``/``not-revocation``)."""
+
+    location_id: str
+    item: str
+    resolution: str
+    actor: str
+    note: str
+    occurred_at: datetime | None = None
+
+
 Command = (
     RegisterContact
     | SetDnd
@@ -154,6 +166,7 @@ Command = (
     | ReportEmailEvent
     | ImportLegacy
     | RecordConfirmation
+    | ResolveReview
 )
 
 

@@ -131,6 +131,12 @@ class Contact(Aggregate):
 
     class LegacyDndImported(DndEvent): ...
 
+    class RevocationConfirmed(DndEvent):
+        """A reviewer judged a suspected revocation to be one: permanent DND."""
+
+    class RevocationDismissed(DndEvent):
+        """A reviewer judged it not a revocation: the review's temporary DND is lifted."""
+
     class OptOutConfirmationSent(DndEvent):
         """The one confirmation text after an opt-out went out (changes no channel)."""
 
@@ -394,6 +400,8 @@ EVENT_CLASSES: dict[str, type[Contact.DndEvent]] = {
         Contact.MailgunUnsubscribed,
         Contact.LegacyDndImported,
         Contact.OptOutConfirmationSent,
+        Contact.RevocationConfirmed,
+        Contact.RevocationDismissed,
     )
 }
 

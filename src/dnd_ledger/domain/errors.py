@@ -49,3 +49,11 @@ class LedgerUnavailable(LedgerError):
 
 class AlreadyConfirmed(LedgerError):
     """The one confirmation text for an opt-out was already recorded."""
+
+
+class AlreadyResolved(LedgerError):
+    """The review item already has a verdict."""
+
+
+class UnknownReviewItem(LedgerError):
+    """No suspected revocation with that item id in that location."""

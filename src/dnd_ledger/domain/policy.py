@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dnd_ledger.domain.confirmation import ConfirmationRule
 from dnd_ledger.domain.keywords import classify, normalise, phrase_pattern
+from dnd_ledger.domain.reviews import DeadlineRule
 from dnd_ledger.domain.scope import DEFAULT_SCOPE, ScopeRule, check_rules
 from dnd_ledger.domain.text import bad_byte_at
 from dnd_ledger.domain.values import Channel, EmailSignal, InboundClass
@@ -61,6 +62,8 @@ class ReviewRule(BaseModel):
     #: None (the default): every opt-out keyword of the policy, the safe side.
     words: tuple[str, ...] | None = None
     effect: EffectName = "temporary"
+    #: When each review item is due (see :mod:`dnd_ledger.domain.reviews`).
+    deadline: DeadlineRule = DeadlineRule()
 
 
 _DEFAULT_CARRIER: dict[str, CarrierRule] = {

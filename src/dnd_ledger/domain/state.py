@@ -30,6 +30,7 @@ class Op(StrEnum):
     CLEAR_TEMPORARY = "clear-temporary"  # a user's clear: temporary DND only
     OPT_IN = "opt-in"  # START from an address: its own blocks and all temporary ones
     CLEAR_ALL = "clear-all"  # support-approved opt-in: everything on the channels
+    CLEAR_REVIEW = "clear-review"  # a dismissed review: that origin's review DND only
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,14 @@ class DndState:
                 ]
             elif eff.op is Op.CLEAR_ALL:
                 blocks.clear()
+            elif eff.op is Op.CLEAR_REVIEW:
+                blocks[:] = [
+                    b
+                    for b in blocks
+                    if not (
+                        b.level is DndKind.ACTIVE and b.origin == eff.origin and b.code == "review"
+                    )
+                ]
         for ch in eff.also:  # OPT_IN's reach: only what this origin set there
             self.blocks[ch][:] = [b for b in self.blocks[ch] if b.origin != eff.origin]
 

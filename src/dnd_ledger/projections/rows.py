@@ -83,6 +83,7 @@ def effect_words(effect: Effect) -> str:
         "clear-temporary": "clear temporary DND",
         "opt-in": "opt-in: clear DND from this address",
         "clear-all": "clear all DND",
+        "clear-review": "clear the review's temporary DND",
         "none": "none",
     }[effect.op.value]
 
