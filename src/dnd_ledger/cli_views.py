@@ -15,6 +15,7 @@ from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pa
 from dnd_ledger.cli_output import emit_json, table
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.projections.schema import VIEWS
+from dnd_ledger.reviews_service import review_counts
 
 
 @audit.command("trail")
@@ -152,7 +153,9 @@ def stats(c: Ctx, location: str | None, as_json: bool) -> None:
     """
     ledger = c.ledger
     ledger.ensure_current()
-    data = ledger.views.stats(location)
+    data: dict[str, Any] = ledger.views.stats(location)
+    for loc, counts in review_counts(ledger, location).items():
+        data.setdefault(loc, {})["reviews"] = counts
     if as_json:
         emit_json(data)
         return

@@ -57,3 +57,29 @@ def test_policy_show_lists_the_scope_rules_and_the_window(tmp_path: Path) -> Non
     summary = cli.run("policy", "show", "--format", "summary").stdout
     assert "revoke-all             2027-01-31     sms, call   sms, call" in summary
     assert "opt-out confirmation: one text within 300 s on sms" in summary
+
+
+def test_review_list_resolve_and_stats(tmp_path: Path) -> None:
+    cli = Cli(str(tmp_path / "ledger.db"))
+    cli.run("init")
+    cli.run("contacts", "add", "loc-1", "ada", "--phone", PHONE)
+    cli.run("inbound", "loc-1", "--channel", "sms", "--from", PHONE, "--body",
+            "please stop texting me", "--message-sid", "SM3", "--at", "2026-11-20T15:00:00Z")  # fmt: skip
+    [item] = json.loads(cli.run("review", "list", "loc-1", "--format", "json").stdout)
+    assert (item["item"], item["deadline"], item["overdue"]) == ("SM3", "2026-12-07", False)
+    csv_out = cli.run("review", "list", "--format", "csv").stdout
+    assert (
+        csv_out.splitlines()[0] == "item,location_id,contacts,channel,received_at,deadline,overdue"
+    )
+    assert "SM3,loc-1,ada,sms," in csv_out
+    assert "SM3" in cli.run("review", "list").stdout
+    stats = json.loads(cli.run("stats", "loc-1", "--json").stdout)
+    assert stats["loc-1"]["reviews"]["open"] == 1
+    resolve = ("review", "resolve", "loc-1", "SM3", "--actor", "rita", "--note", "called back")
+    out = cli.run(*resolve, "--as", "revocation").stdout
+    assert out.startswith("appended RevocationConfirmed")
+    assert "already resolved" in cli.run(*resolve, "--as", "not-revocation", code=1).stderr
+    assert json.loads(cli.run("review", "list", "--format", "json").stdout) == []
+    assert "reviews" not in json.loads(cli.run("stats", "loc-1", "--json").stdout)["loc-1"]
+    status = json.loads(cli.run("status", "loc-1", "ada", "--json").stdout)
+    assert status["channels"]["sms"]["status"] == "permanent"

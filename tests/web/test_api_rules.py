@@ -61,3 +61,38 @@ def test_can_send_takes_a_purpose(client: TestClient, stopped: DndLedger, clock:
     clock.advance(minutes=2)
     late = client.get(f"{url}&purpose=opt-out-confirmation", headers=bearer(READ)).json()
     assert (late["allowed"], late["rule"]) == (False, "confirmation.window-passed")
+
+
+@pytest.fixture
+def flagged(web_ledger: DndLedger) -> DndLedger:
+    web_ledger.execute(cmd.RegisterContact(L, "ada", phones=(PHONE,)))
+    web_ledger.execute(cmd.ReceiveInbound(L, Channel.SMS, PHONE, "please stop texting me", "SM7"))
+    return web_ledger
+
+
+def test_reviews_are_listed_and_resolved_by_support(
+    client: TestClient, flagged: DndLedger, clock: Clock
+) -> None:
+    listed = client.get(f"{BASE}/reviews", headers=bearer(READ))
+    assert listed.status_code == 200
+    [item] = listed.json()
+    assert (item["item"], item["contacts"], item["overdue"]) == ("SM7", ["ada"], False)
+    assert client.get(f"{BASE}/reviews?overdue=true", headers=bearer(READ)).json() == []
+    url = f"{BASE}/reviews/SM7/resolution"
+    body = {"as": "not-revocation", "actor": "rita", "note": "asked about a parcel"}
+    assert client.post(url, json=body, headers=bearer(WRITE)).status_code == 403
+    r = client.post(url, json=body, headers=bearer(SUPPORT))
+    assert r.status_code == 200, r.text
+    assert r.json()["events"] == ["RevocationDismissed"]
+    assert flagged.can_send(L, "ada", Channel.SMS).allowed
+    again = client.post(url, json={**body, "as": "revocation"}, headers=bearer(SUPPORT))
+    assert again.status_code == 409
+    unknown = client.post(f"{BASE}/reviews/SM8/resolution", json=body, headers=bearer(SUPPORT))
+    assert unknown.status_code == 404
+    assert client.get(f"{BASE}/reviews", headers=bearer(READ)).json() == []
+
+
+def test_a_resolution_without_a_note_is_422(client: TestClient, flagged: DndLedger) -> None:
+    body = {"as": "revocation", "actor": "rita"}
+    r = client.post(f"{BASE}/reviews/SM7/resolution", json=body, headers=bearer(SUPPORT))
+    assert r.status_code == 422

@@ -26,6 +26,7 @@ from dnd_ledger import __version__
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.errors import (
     AlreadyConfirmed,
+    AlreadyResolved,
     AttestationRequired,
     Conflict,
     InvalidInput,
@@ -33,6 +34,7 @@ from dnd_ledger.domain.errors import (
     LedgerUnavailable,
     PermanentDnd,
     UnknownContact,
+    UnknownReviewItem,
 )
 from dnd_ledger.web import api, api_rules, pages, webhooks
 from dnd_ledger.web.auth import AuthError, TokenBook
@@ -51,6 +53,8 @@ _LEDGER_STATUS: list[tuple[type[LedgerError], int]] = [
     (PermanentDnd, 409),
     (AttestationRequired, 409),
     (AlreadyConfirmed, 409),
+    (AlreadyResolved, 409),
+    (UnknownReviewItem, 404),
     (Conflict, 503),
     (InvalidInput, 422),
 ]
