@@ -83,3 +83,16 @@ def test_review_list_resolve_and_stats(tmp_path: Path) -> None:
     assert "reviews" not in json.loads(cli.run("stats", "loc-1", "--json").stdout)["loc-1"]
     status = json.loads(cli.run("status", "loc-1", "ada", "--json").stdout)
     assert status["channels"]["sms"]["status"] == "permanent"
+
+
+def test_the_demo_shows_a_revoke_all_stop_and_the_confirmation_text(tmp_path: Path) -> None:
+    out = Cli(None).run("demo", "--db", str(tmp_path / "demo.db")).stdout
+    part = out[out.index("== Revoke-all") : out.index("Try it yourself")]
+    assert "BLOCKED: outbound automated call: permanent DND on call" in part
+    assert "call blocked too by scope rule revoke-all" in part
+    assert "ALLOWED: outbound automated sms: one opt-out confirmation text allowed" in part
+    assert "appended OptOutConfirmationSent for contact-ben" in part
+    assert "refused: a confirmation (message SM-demo-11) was already recorded" in part
+    assert part.rstrip().endswith("[confirmation.already-sent]")
+    ada = Cli(str(tmp_path / "demo.db")).run("history", "loc-demo", "contact-ada", "--json")
+    assert len(json.loads(ada.stdout)) == 6  # the first part's story is unchanged
