@@ -66,11 +66,17 @@ def review_list(c: Ctx, location: str | None, overdue: bool, fmt: str) -> None:
     if fmt == "json":
         emit_json(docs)
         return
-    rows = [[";".join(d[k]) if k == "contacts" else d[k] for k in _REVIEW_COLUMNS] for d in docs]
+    rows = [[_cell(d[k]) for k in _REVIEW_COLUMNS] for d in docs]
     if fmt == "csv":
         click.echo(write_csv(_REVIEW_COLUMNS, rows), nl=False)
     else:
         click.echo(table(list(_REVIEW_COLUMNS), rows))
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return ";".join(value) if isinstance(value, list) else value
 
 
 @review.command("resolve")
