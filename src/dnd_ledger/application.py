@@ -25,7 +25,7 @@ from dnd_ledger import commands as cmd
 from dnd_ledger import textcheck
 from dnd_ledger.cache import DEFAULT_BUDGET, EventBudgetCache
 from dnd_ledger.commands import Command, Outcome
-from dnd_ledger.consent_rules import ConsentRules, record_confirmation
+from dnd_ledger.consent_rules import ConsentRules, locate_contact, record_confirmation
 from dnd_ledger.domain.address import Address, Signal, address_uuid
 from dnd_ledger.domain.contact import Contact, contact_uuid
 from dnd_ledger.domain.decide import Decision, decide, decide_channel
@@ -1057,6 +1057,7 @@ _HANDLERS: dict[type[Any], Callable[[DndLedger, _Unit, Any], Outcome]] = {
     cmd.ImportLegacy: DndLedger._legacy,
     cmd.RecordConfirmation: record_confirmation,
     cmd.ResolveReview: resolve_review,
+    cmd.LocateContact: locate_contact,
 }
 
 

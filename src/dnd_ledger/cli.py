@@ -214,20 +214,28 @@ def contacts() -> None:
 @click.option("--email", "emails", multiple=True, help="Email address (repeatable).")
 @click.option("--actor", help="Who registered it.")
 @click.option("--request-id", help="Idempotency key for retries.")
+@click.option("--region", help="Where the contact lives, for quiet hours (US, US-FL...).")
+@click.option("--time-zone", help="The contact's IANA time zone (America/New_York...).")
 @at_option
 @json_option
 @pass_ctx
 @ledger_errors
 def contacts_add(
     c: Ctx, location: str, contact_id: str, phones: tuple[str, ...], emails: tuple[str, ...],
-    actor: str | None, request_id: str | None, at: datetime | None, as_json: bool,
+    actor: str | None, request_id: str | None, region: str | None, time_zone: str | None,
+    at: datetime | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Register a contact (or add addresses to it).
 
     Example: dnd-ledger contacts add loc-1 c-42 --phone +14155550100 --email ada@example.com
     """
     command = cmd.RegisterContact(location, contact_id, phones, emails, at, actor, request_id)
-    _report(c.ledger.execute(command), as_json)
+    if region is None and time_zone is None:
+        _report(c.ledger.execute(command), as_json)
+        return
+    where = cmd.LocateContact(location, contact_id, region, time_zone, at, actor)
+    for outcome in c.ledger.execute_many([command, where], raise_errors=True):
+        _report(outcome, as_json)
 
 
 def _report(outcome: cmd.Outcome, as_json: bool) -> None:

@@ -156,6 +156,18 @@ class ResolveReview:
     occurred_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class LocateContact:
+    """Where a contact lives: a region (``US-FL``) and/or an IANA time zone."""
+
+    location_id: str
+    contact_id: str
+    region: str | None = None
+    time_zone: str | None = None
+    occurred_at: datetime | None = None
+    actor: str | None = None
+
+
 Command = (
     RegisterContact
     | SetDnd
@@ -167,6 +179,7 @@ Command = (
     | ImportLegacy
     | RecordConfirmation
     | ResolveReview
+    | LocateContact
 )
 
 

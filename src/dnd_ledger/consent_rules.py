@@ -2,13 +2,16 @@
 
 ``can-send --purpose`` starts from the DND decision of :meth:`DndLedger.can_send`
 and applies the rules that depend on why the message goes out: the one
-confirmation text after an opt-out (:mod:`dnd_ledger.domain.confirmation`).
+confirmation text after an opt-out (:mod:`dnd_ledger.domain.confirmation`) and
+quiet hours (:mod:`dnd_ledger.domain.quiet_hours`).
 ``confirmation record`` appends ``OptOutConfirmationSent`` on the address and
 on every contact that has it, like any provider event.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,9 +29,17 @@ from dnd_ledger.domain.confirmation import (
 )
 from dnd_ledger.domain.decide import Decision
 from dnd_ledger.domain.errors import AlreadyConfirmed, InvalidInput, LedgerUnavailable
+from dnd_ledger.domain.quiet_hours import (
+    Place,
+    check_zone,
+    merge_places,
+    quiet,
+    region_from_description,
+)
 from dnd_ledger.domain.state import NO_EFFECT, fold
 from dnd_ledger.domain.timecheck import check_query_time
-from dnd_ledger.domain.values import AddressKind, Channel, Direction, Mode, Purpose
+from dnd_ledger.domain.values import AddressKind, Channel, Direction, Mode, Purpose, Source
+from dnd_ledger.pii import normalise_phone
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger, _Unit
@@ -62,7 +73,45 @@ class ConsentRules:
             return d
         if purpose is Purpose.OPT_OUT_CONFIRMATION and not d.allowed:
             return self._confirmation(location_id, contact_id, channel, d, at)
+        if purpose is not None and d.allowed:
+            return self._quiet_hours(location_id, contact_id, channel, purpose, d, at)
         return d
+
+    def _quiet_hours(
+        self, location_id: str, contact_id: str, channel: Channel, purpose: Purpose,
+        d: Decision, at: datetime | None,
+    ) -> Decision:  # fmt: skip
+        rules = self.app.policy.quiet_hours
+        if not any(channel in r.channels and purpose in r.purposes for r in rules):
+            return d
+        found = quiet(rules, channel, purpose, at or self.app.clock(),
+                      self.place(location_id, contact_id))  # fmt: skip
+        if found is None:
+            return d
+        return replace(d, allowed=False, rule=found.rule.name, reason=found.reason())
+
+    def place(self, location_id: str, contact_id: str) -> Place:
+        """Where the contact may be: what was recorded for it, else its phone numbers'
+        regions and zones (phonenumbers' data); nothing known: anywhere in the US."""
+        app = self.app
+        try:
+            said = app.sql.fetchall(
+                "SELECT detail FROM dnd_audit WHERE location_id = ? AND contact_id = ?"
+                " AND event = 'ContactLocated' ORDER BY position DESC LIMIT 1",
+                [location_id, contact_id],
+            )
+            refs = app.sql.fetchall(
+                "SELECT ref FROM dnd_address_index WHERE location_id = ? AND contact_id = ?"
+                " AND kind = ?",
+                [location_id, contact_id, AddressKind.PHONE.value],
+            )
+        except Exception as e:  # no answer, no decision: fail closed
+            raise LedgerUnavailable(f"cannot read where the contact is: {e}") from e
+        located = json.loads(said[0][0]) if said else {}
+        from_numbers = merge_places(_place_of_number(app.reveal(str(r[0]))) for r in refs)
+        regions = (located["region"],) if located.get("region") else from_numbers.regions
+        zones = (located["time_zone"],) if located.get("time_zone") else from_numbers.zones
+        return Place(regions or ("US",), zones)
 
     def _confirmation(
         self, location_id: str, contact_id: str, channel: Channel, d: Decision, at: datetime | None
@@ -141,3 +190,48 @@ def record_confirmation(app: DndLedger, unit: _Unit, c: cmd.RecordConfirmation) 
     return app._signal(
         unit, c.location_id, AddressKind.PHONE, ref, CONFIRMATION_EVENT, at, key, NO_EFFECT, detail
     )
+
+
+def _place_of_number(number: str | None) -> Place:
+    import phonenumbers
+    from phonenumbers import geocoder, timezone
+
+    if number is None:  # erased: where it was is unknown
+        return Place(("US",), ())
+    try:
+        parsed = phonenumbers.parse(normalise_phone(number))
+    except Exception:
+        return Place(("US",), ())
+    country = phonenumbers.region_code_for_number(parsed) or "US"
+    region = region_from_description(geocoder.description_for_number(parsed, "en"), country)
+    zones = tuple(z for z in timezone.time_zones_for_number(parsed) if z != "Etc/Unknown")
+    return Place((region,), zones)
+
+
+_REGION = re.compile(r"^[A-Z]{2}(-[A-Z]{2})?$")
+
+
+def locate_contact(app: DndLedger, unit: _Unit, c: cmd.LocateContact) -> Outcome:
+    from dnd_ledger.application import _check_id
+
+    _check_id("location_id", c.location_id)
+    contact = app._contact(unit, c.location_id, c.contact_id)
+    detail: dict[str, Any] = {}
+    if c.region is not None:
+        if not _REGION.fullmatch(c.region):
+            raise InvalidInput(f"region {c.region!r} is not like US or US-FL")
+        detail["region"] = c.region
+    if c.time_zone is not None:
+        try:
+            detail["time_zone"] = check_zone(c.time_zone)
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+    if not detail:
+        raise InvalidInput("give a region, a time zone or both")
+    at = app._time(unit, c.occurred_at)
+    app._ready(contact, at)
+    contact.record(
+        "ContactLocated", occurred_at=at, source=Source.USER, actor=c.actor, idempotency_key=None,
+        policy_version=app.policy.stamp, effect=NO_EFFECT, detail=detail, timestamp=unit.now,
+    )  # fmt: skip
+    return Outcome("appended", events=("ContactLocated",), contacts=(c.contact_id,))

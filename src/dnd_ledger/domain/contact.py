@@ -137,6 +137,9 @@ class Contact(Aggregate):
     class RevocationDismissed(DndEvent):
         """A reviewer judged it not a revocation: the review's temporary DND is lifted."""
 
+    class ContactLocated(DndEvent):
+        """Where the contact lives (region, time zone), for quiet hours (no DND change)."""
+
     class OptOutConfirmationSent(DndEvent):
         """The one confirmation text after an opt-out went out (changes no channel)."""
 
@@ -400,6 +403,7 @@ EVENT_CLASSES: dict[str, type[Contact.DndEvent]] = {
         Contact.MailgunUnsubscribed,
         Contact.LegacyDndImported,
         Contact.OptOutConfirmationSent,
+        Contact.ContactLocated,
         Contact.RevocationConfirmed,
         Contact.RevocationDismissed,
     )

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dnd_ledger.domain.confirmation import ConfirmationRule
 from dnd_ledger.domain.keywords import classify, normalise, phrase_pattern
+from dnd_ledger.domain.quiet_hours import DEFAULT_QUIET, QuietRule
 from dnd_ledger.domain.reviews import DeadlineRule
 from dnd_ledger.domain.scope import DEFAULT_SCOPE, ScopeRule, check_rules
 from dnd_ledger.domain.text import bad_byte_at
@@ -121,6 +122,8 @@ class Policy(BaseModel):
     revocation_scope: tuple[ScopeRule, ...] = DEFAULT_SCOPE
     #: The one confirmation text after an opt-out (see :mod:`dnd_ledger.domain.confirmation`).
     confirmation: ConfirmationRule = ConfirmationRule()
+    #: Quiet hours by region (see :mod:`dnd_ledger.domain.quiet_hours`).
+    quiet_hours: tuple[QuietRule, ...] = DEFAULT_QUIET
 
     @field_validator("opt_out_keywords", "opt_in_keywords")
     @classmethod
