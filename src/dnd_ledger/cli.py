@@ -595,6 +595,13 @@ def policy_show(c: Ctx, fmt: str) -> None:
     scope = [(r.name, r.effective_from.isoformat(), ", ".join(r.opt_out_on), ", ".join(r.blocks))
              for r in p.revocation_scope]  # fmt: skip
     click.echo(table(["revocation scope rule", "opt-outs from", "opt-out on", "blocks"], scope))
+    quiet = [(r.name, f"{r.start:%H:%M}-{r.end:%H:%M}", ", ".join(r.channels), ", ".join(r.purposes))
+             for r in p.quiet_hours]  # fmt: skip
+    click.echo(table(["quiet hours", "local time", "channels", "purposes"], quiet))
+    dl = p.review.deadline
+    click.echo(
+        f"review deadline: {dl.business_days} business days ({dl.holiday_calendar} holidays)"
+    )
     cf = p.confirmation
     click.echo(f"opt-out confirmation: one text within {cf.window_seconds} s on "
                f"{', '.join(cf.channels)}")  # fmt: skip

@@ -57,6 +57,10 @@ def test_policy_show_lists_the_scope_rules_and_the_window(tmp_path: Path) -> Non
     summary = cli.run("policy", "show", "--format", "summary").stdout
     assert "revoke-all             2027-01-31     sms, call   sms, call" in summary
     assert "opt-out confirmation: one text within 300 s on sms" in summary
+    assert "quiet-hours.US-FL  20:00-08:00  sms, call  marketing" in summary
+    assert "review deadline: 10 business days (US holidays)" in summary
+    assert [r["region"] for r in doc["quiet_hours"]] == ["US", "US-FL", "US-OK", "US-MD"]
+    assert doc["review"]["deadline"]["business_days"] == 10
 
 
 def test_review_list_resolve_and_stats(tmp_path: Path) -> None:
@@ -96,3 +100,19 @@ def test_the_demo_shows_a_revoke_all_stop_and_the_confirmation_text(tmp_path: Pa
     assert part.rstrip().endswith("[confirmation.already-sent]")
     ada = Cli(str(tmp_path / "demo.db")).run("history", "loc-demo", "contact-ada", "--json")
     assert len(json.loads(ada.stdout)) == 6  # the first part's story is unchanged
+
+
+def test_quiet_hours_from_the_command_line(tmp_path: Path) -> None:
+    cli = Cli(str(tmp_path / "ledger.db"))
+    cli.run("init")
+    add = cli.run("contacts", "add", "loc-1", "ben", "--phone", "+12125550100",
+                  "--region", "US-FL", "--time-zone", "America/New_York").stdout  # fmt: skip
+    assert add == "appended Registered for ben\nappended ContactLocated for ben\n"
+    ask = ("can-send", "loc-1", "ben", "--channel", "sms", "--purpose", "marketing", "--at")
+    quiet = cli.run(*ask, "2026-12-03T01:01:00Z", "--exit-code", code=1).stdout
+    assert quiet.startswith("BLOCKED: outbound automated sms: quiet hours for US-FL")
+    assert "it is 20:01 in America/New_York (EST) [quiet-hours.US-FL]" in quiet
+    assert cli.run(*ask, "2026-12-03T00:59:00Z", "--exit-code").stdout.startswith("ALLOWED")
+    bad = cli.run("contacts", "add", "loc-1", "cy", "--time-zone", "Mars/Base", code=1)
+    assert "unknown time zone 'Mars/Base'" in bad.stderr
+    assert "not registered" in cli.run("status", "loc-1", "cy", code=1).stderr

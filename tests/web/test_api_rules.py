@@ -96,3 +96,18 @@ def test_a_resolution_without_a_note_is_422(client: TestClient, flagged: DndLedg
     body = {"as": "revocation", "actor": "rita"}
     r = client.post(f"{BASE}/reviews/SM7/resolution", json=body, headers=bearer(SUPPORT))
     assert r.status_code == 422
+
+
+def test_can_send_and_batch_take_purpose_marketing_and_at(
+    client: TestClient, web_ledger: DndLedger
+) -> None:
+    web_ledger.execute(cmd.RegisterContact(L, "fl", phones=("+13055550100",)))
+    url = f"{BASE}/contacts/fl/can-send?channel=sms&purpose=marketing"
+    late = client.get(f"{url}&at=2026-12-03T01:01:00Z", headers=bearer(READ)).json()
+    assert (late["allowed"], late["rule"]) == (False, "quiet-hours.US-FL")
+    early = client.get(f"{url}&at=2026-12-03T00:59:00Z", headers=bearer(READ)).json()
+    assert early["allowed"] is True
+    item = {"location_id": L, "contact_id": "fl", "channel": "sms", "purpose": "marketing"}
+    items = [{**item, "at": "2026-12-03T01:01:00Z"}, {**item, "at": "2026-12-03T00:59:00Z"}]
+    r = client.post("/v1/can-send:batch", json={"items": items}, headers=bearer(READ))
+    assert [x["decision"]["allowed"] for x in r.json()["results"]] == [False, True]
