@@ -21,7 +21,6 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-import holidays
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SUSPECTED = "RevocationSuspected"
@@ -50,6 +49,8 @@ class DeadlineRule(BaseModel):
 
 @lru_cache(maxsize=64)
 def _calendar(country: str, year: int) -> frozenset[date]:
+    import holidays  # ~0.1 s to import: only when a deadline is computed
+
     return frozenset(holidays.country_holidays(country, years=[year, year + 1]))
 
 
