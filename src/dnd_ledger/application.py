@@ -25,6 +25,7 @@ from dnd_ledger import commands as cmd
 from dnd_ledger import textcheck
 from dnd_ledger.cache import DEFAULT_BUDGET, EventBudgetCache
 from dnd_ledger.commands import Command, Outcome
+from dnd_ledger.consent_rules import ConsentRules, locate_contact, record_confirmation
 from dnd_ledger.contact_admin import record_erasure, remove_address
 from dnd_ledger.domain.address import Address, Signal, address_uuid
 from dnd_ledger.domain.contact import Contact, contact_uuid
@@ -37,6 +38,8 @@ from dnd_ledger.domain.errors import (
 )
 from dnd_ledger.domain.keywords import normalise
 from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
+from dnd_ledger.domain.reviews import opening
+from dnd_ledger.domain.scope import scoped, start_reach
 from dnd_ledger.domain.state import (
     CONTACT_ORIGIN,
     NO_EFFECT,
@@ -75,6 +78,7 @@ from dnd_ledger.projections.freshness import ViewFreshness
 from dnd_ledger.projections.projector import Projector
 from dnd_ledger.projections.queries import ViewReader
 from dnd_ledger.replay import SqlReplayCache
+from dnd_ledger.reviews_service import resolve_review
 from dnd_ledger.transcoding import LedgerTranscoder
 
 MAX_ID = 128
@@ -238,6 +242,7 @@ class DndLedger(Application[UUID]):
         )
         self.projector.readers.append(self.views)
         self.replay_cache = SqlReplayCache(self.sql)
+        self.rules = ConsentRules(self)  # can-send by purpose (confirmation, quiet hours)
         self._create_tables()
         self._check_key()
         # Every query is preceded by a check of the log's head against the views
@@ -710,15 +715,16 @@ class DndLedger(Application[UUID]):
         if effective is InboundClass.OPT_OUT:
             word = normalise(body).upper()[:32]
             event = "OptOutKeyword"
-            effect = Effect(Op.BLOCK, (ch,), DndKind.PERMANENT, code=word or theirs,
-                            message=f"opt-out keyword on {ch.value}", origin=ref)  # fmt: skip
+            effect, detail = scoped(self.policy.revocation_scope, Effect(
+                Op.BLOCK, (ch,), DndKind.PERMANENT, code=word or theirs,
+                message=f"opt-out keyword on {ch.value}", origin=ref), at, detail)  # fmt: skip
         elif effective is InboundClass.OPT_IN:
             event = "StartReceived"
-            effect = Effect(Op.OPT_IN, (ch,), code="START",
-                            message=f"opt-in keyword on {ch.value}", origin=ref)  # fmt: skip
+            effect = Effect(Op.OPT_IN, (ch,), code="START", message=f"opt-in keyword on {ch.value}",
+                            origin=ref, also=start_reach(self.policy.revocation_scope, ch))  # fmt: skip
         elif effective is InboundClass.SUSPECTED_REVOCATION:
             event = "RevocationSuspected"
-            detail["review"] = "required"
+            detail.update(opening(self.policy.review.deadline, at, ch.value))
             level = self.policy.review.effect
             effect = (
                 NO_EFFECT if level == "none" else
@@ -759,6 +765,8 @@ class DndLedger(Application[UUID]):
                         message=rule.description or f"carrier error {c.error_code}", origin=ref)  # fmt: skip
         detail = {"address_ref": ref, "message_id": message_id, "status": c.status,
                   "error_code": c.error_code}  # fmt: skip
+        if event == "CarrierError21610":  # an opt-out the carrier saw: same scope as STOP
+            effect, detail = scoped(self.policy.revocation_scope, effect, at, detail)
         key = f"status:{message_id}:{c.status}:{c.error_code}"
         return self._signal(
             unit, c.location_id, AddressKind.PHONE, ref, event, at, key, effect, detail
@@ -838,13 +846,15 @@ class DndLedger(Application[UUID]):
         key: str,
         effect: Effect,
         detail: dict[str, Any],
+        source: Source = Source.PROVIDER,
+        actor: str | None = None,
     ) -> Outcome:
         """Record a provider event on its address, then on every contact that has it."""
         address = unit.address(location_id, kind, ref)
         if key in address.keys:
             return Outcome("duplicate", events=(event,), contacts=tuple(address.claimants))
         signal = address.record_signal(
-            event, occurred_at=at, source=Source.PROVIDER, actor=None, idempotency_key=key,
+            event, occurred_at=at, source=source, actor=actor, idempotency_key=key,
             policy_version=self.policy.stamp, effect=effect.to_dict(), detail=detail,
             timestamp=unit.now,
         )  # fmt: skip
@@ -855,7 +865,7 @@ class DndLedger(Application[UUID]):
                 continue
             self._ready(contact, at)
             contact.record(
-                event, occurred_at=at, source=Source.PROVIDER, actor=None, idempotency_key=key,
+                event, occurred_at=at, source=source, actor=actor, idempotency_key=key,
                 policy_version=self.policy.stamp, effect=effect,
                 detail={**detail, "via": signal.event_id}, timestamp=unit.now,
             )  # fmt: skip
@@ -1049,6 +1059,9 @@ _HANDLERS: dict[type[Any], Callable[[DndLedger, _Unit, Any], Outcome]] = {
     cmd.ImportLegacy: DndLedger._legacy,
     cmd.RemoveAddress: remove_address,
     cmd.RecordErasure: record_erasure,
+    cmd.RecordConfirmation: record_confirmation,
+    cmd.ResolveReview: resolve_review,
+    cmd.LocateContact: locate_contact,
 }
 
 

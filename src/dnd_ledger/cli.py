@@ -31,7 +31,7 @@ from dnd_ledger.cli_output import (
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable
 from dnd_ledger.domain.policy import PolicyError
 from dnd_ledger.domain.text import NotText, decode_text
-from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
+from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode, Purpose
 from dnd_ledger.files import loose_files
 from dnd_ledger.opening import ledger_files, require_ledger
 from dnd_ledger.settings import Settings
@@ -218,20 +218,28 @@ def contacts() -> None:
 @click.option("--email", "emails", multiple=True, help="Email address (repeatable).")
 @click.option("--actor", help="Who registered it.")
 @click.option("--request-id", help="Idempotency key for retries.")
+@click.option("--region", help="Where the contact lives, for quiet hours (US, US-FL...).")
+@click.option("--time-zone", help="The contact's IANA time zone (America/New_York...).")
 @at_option
 @json_option
 @pass_ctx
 @ledger_errors
 def contacts_add(
     c: Ctx, location: str, contact_id: str, phones: tuple[str, ...], emails: tuple[str, ...],
-    actor: str | None, request_id: str | None, at: datetime | None, as_json: bool,
+    actor: str | None, request_id: str | None, region: str | None, time_zone: str | None,
+    at: datetime | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Register a contact (or add addresses to it).
 
     Example: dnd-ledger contacts add loc-1 c-42 --phone +14155550100 --email ada@example.com
     """
     command = cmd.RegisterContact(location, contact_id, phones, emails, at, actor, request_id)
-    _report(c.ledger.execute(command), as_json)
+    if region is None and time_zone is None:
+        _report(c.ledger.execute(command), as_json)
+        return
+    where = cmd.LocateContact(location, contact_id, region, time_zone, at, actor)
+    for outcome in c.ledger.execute_many([command, where], raise_errors=True):
+        _report(outcome, as_json)
 
 
 def _report(outcome: cmd.Outcome, as_json: bool) -> None:
@@ -394,21 +402,24 @@ def status(
 @click.option("--inbound", is_flag=True, help="Ask about an inbound message or call instead.")
 @click.option("--as-of", type=TIME, help="Effective time (default: now).")
 @click.option("--known-at", type=TIME, help="Knowledge time (default: now).")
+@click.option("--purpose", type=click.Choice([p.value for p in Purpose]), help="Why it goes out.")
+@click.option("--at", "at", type=TIME, help="When it would go out (default: now).")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when not allowed.")
 @format_option
 @pass_ctx
 @ledger_errors
 def can_send(
     c: Ctx, location: str, contact_id: str, channel: str, mode: str, inbound: bool,
-    as_of: datetime | None, known_at: datetime | None, exit_code: bool, fmt: str,
+    as_of: datetime | None, known_at: datetime | None, purpose: str | None, at: datetime | None,
+    exit_code: bool, fmt: str,
 ) -> None:  # fmt: skip
     """May we message this contact on this channel now, and why (not)?
 
     Example: dnd-ledger can-send loc-1 c-42 --channel sms --manual --exit-code
     """
-    decision = c.ledger.can_send(
-        location, contact_id, Channel(channel),
-        direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
+    decision = c.ledger.rules.can_send(
+        location, contact_id, Channel(channel), purpose=Purpose(purpose) if purpose else None,
+        at=at, direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
         mode=Mode(mode), as_of=as_of, known_at=known_at,
     )  # fmt: skip
     if fmt == "table":
@@ -456,6 +467,7 @@ def _effect_word(effect: dict[str, Any]) -> str:
         "clear-temporary": "clear temporary",
         "opt-in": "opt-in (clears)",
         "clear-all": "clear all",
+        "clear-review": "clear review",
     }.get(str(op), "-")
 
 
@@ -594,6 +606,19 @@ def policy_show(c: Ctx, fmt: str) -> None:
     words = p.opt_out_keywords if p.review.words is None else p.review.words
     review = f"{p.review.effect}: {', '.join(words)}" if p.review.enabled else "off"
     click.echo(f"review (longer messages containing): {review}")
+    scope = [(r.name, r.effective_from.isoformat(), ", ".join(r.opt_out_on), ", ".join(r.blocks))
+             for r in p.revocation_scope]  # fmt: skip
+    click.echo(table(["revocation scope rule", "opt-outs from", "opt-out on", "blocks"], scope))
+    quiet = [(r.name, f"{r.start:%H:%M}-{r.end:%H:%M}", ", ".join(r.channels), ", ".join(r.purposes))
+             for r in p.quiet_hours]  # fmt: skip
+    click.echo(table(["quiet hours", "local time", "channels", "purposes"], quiet))
+    dl = p.review.deadline
+    click.echo(
+        f"review deadline: {dl.business_days} business days ({dl.holiday_calendar} holidays)"
+    )
+    cf = p.confirmation
+    click.echo(f"opt-out confirmation: one text within {cf.window_seconds} s on "
+               f"{', '.join(cf.channels)}")  # fmt: skip
 
 
 @cli.command()
@@ -651,6 +676,7 @@ from dnd_ledger import (  # noqa: E402, F401
     cli_contacts,
     cli_ingest,
     cli_pii,
+    cli_rules,
     cli_views,
     cli_web,
 )

@@ -17,6 +17,7 @@ from dnd_ledger.cli_output import table
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.projections.contact_views import CHANNEL_NAMES
 from dnd_ledger.projections.schema import VIEWS
+from dnd_ledger.reviews_service import review_counts
 
 
 @audit.command("trail")
@@ -149,7 +150,13 @@ def stats_json(dims: dict[str, dict[str, int]]) -> dict[str, Any]:
         }
         for ch in CHANNEL_NAMES
     }
-    return {"contacts": sum(overall.values()), "overall": overall, "channels": channels}
+    reviews = {"open": 0, "overdue": 0, **dims.get("reviews", {})}
+    return {
+        "contacts": sum(overall.values()),
+        "overall": overall,
+        "channels": channels,
+        "reviews": reviews,
+    }
 
 
 @cli.command()
@@ -167,7 +174,9 @@ def stats(c: Ctx, location: str | None, fmt: str) -> None:
     """
     ledger = c.ledger
     ledger.ensure_current()
-    data = ledger.views.stats(location)
+    data: dict[str, Any] = ledger.views.stats(location)
+    for loc, counts in review_counts(ledger, location).items():
+        data.setdefault(loc, {})["reviews"] = counts
     if fmt == "json":
         click.echo(dumps({loc: stats_json(dims) for loc, dims in data.items()}))
         return

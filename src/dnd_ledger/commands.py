@@ -159,6 +159,41 @@ class RecordErasure:
     kept: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class RecordConfirmation:
+    """The one confirmation text after an opt-out was sent to ``to_address``."""
+
+    location_id: str
+    channel: Channel
+    to_address: str
+    message_sid: str
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ResolveReview:
+    """A reviewer's verdict on a suspected revocation (``revocation``/``not-revocation``)."""
+
+    location_id: str
+    item: str
+    resolution: str
+    actor: str
+    note: str
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LocateContact:
+    """Where a contact lives: a region (``US-FL``) and/or an IANA time zone."""
+
+    location_id: str
+    contact_id: str
+    region: str | None = None
+    time_zone: str | None = None
+    occurred_at: datetime | None = None
+    actor: str | None = None
+
+
 Command = (
     RegisterContact
     | SetDnd
@@ -170,6 +205,9 @@ Command = (
     | ImportLegacy
     | RemoveAddress
     | RecordErasure
+    | RecordConfirmation
+    | ResolveReview
+    | LocateContact
 )
 
 

@@ -9,6 +9,7 @@ import click
 
 from dnd_ledger import commands as cmd
 from dnd_ledger.cli_output import decision_text, outcome_text, status_text
+from dnd_ledger.demo_rules import run_rules_demo
 from dnd_ledger.domain.errors import LedgerError
 from dnd_ledger.domain.values import Channel, EmailSignal, Mode
 from dnd_ledger.settings import Settings
@@ -22,7 +23,8 @@ EMAIL = "ada@example.com"
 def run_demo(path: Path, policy: str | None) -> None:
     for stale in (path, Path(f"{path}.pii-key")):
         stale.unlink(missing_ok=True)
-    ledger = Settings(db=str(path), policy=policy).open()
+    settings = Settings(db=str(path), policy=policy)
+    ledger = settings.open()
     t0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
 
     def at(hours: float) -> datetime:
@@ -79,6 +81,7 @@ def run_demo(path: Path, policy: str | None) -> None:
         click.echo(
             f"   #{h.version:<2} {h.occurred_at.isoformat(timespec='seconds')}  {h.event:<22} {h.source:<8} {h.actor or '-'}"
         )
+    run_rules_demo(settings, t0)
     click.echo(
         f"\nTry it yourself: dnd-ledger --db {path} status {LOC} {ADA} --as-of {at(3).isoformat()}"
     )

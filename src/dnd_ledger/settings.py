@@ -99,14 +99,15 @@ class Settings(BaseModel):
             "(a file holding a hex key; created if missing) or DND_LEDGER_PII_KEY"
         )
 
-    def open(self, *, create: bool = True) -> DndLedger:
-        """The ledger; without ``create``, a missing PII key file is refused, not made."""
+    def open(self, *, create: bool = True, policy: Policy | None = None) -> DndLedger:
+        """The ledger; without ``create``, a missing PII key file is refused, not made.
+        ``policy`` replaces the configured one (the demo's moved revoke-all date)."""
         if self._env_problem:
             raise InvalidInput(self._env_problem)
         db = self.database
         return DndLedger(
             db,
-            policy=self.load_policy(),
+            policy=policy or self.load_policy(),
             pii_key=self.key(db, create=create),
             signing_key=self.signing_key(),
             checkpoint_every=self.checkpoint_every,

@@ -30,7 +30,7 @@ BAD_IN_TEXT = re.compile(f"[{_C0}{_C1}{_BIDI}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: Command fields that are free text; every other string field is an identifier.
-TEXT_FIELDS = frozenset({"reason", "evidence"})
+TEXT_FIELDS = frozenset({"reason", "evidence", "note"})
 #: Command fields cleaned rather than refused (see :func:`clean_body`).
 CLEANED_FIELDS = frozenset({"body", "provider_opt_out_type"})
 

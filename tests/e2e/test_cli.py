@@ -865,8 +865,8 @@ class TestPolicy:
 
         assert doc["opt_out_keywords"] == DEFAULT_OPT_OUT
         assert doc["opt_in_keywords"] == ["START"]
-        assert doc["version"] == "builtin-1"
-        assert doc["stamp"] == f"builtin-1+{doc['digest'][:12]}"
+        assert doc["version"] == "builtin-2"
+        assert doc["stamp"] == f"builtin-2+{doc['digest'][:12]}"
         assert len(doc["digest"]) == 64
         assert doc["carrier_codes"]["30003"] == {
             "effect": "temporary",
@@ -888,7 +888,7 @@ class TestPolicy:
 
     def test_policy_show_summary_is_for_people(self, cli: Cli) -> None:
         out = cli.run("policy", "show", "--format", "summary").stdout
-        assert out.startswith("policy builtin-1+")
+        assert out.startswith("policy builtin-2+")
         assert f"opt-out keywords: {', '.join(DEFAULT_OPT_OUT)}\n" in out
         assert "opt-in keywords:  START\n" in out
 
@@ -911,7 +911,7 @@ class TestPolicy:
         assert ada.status()["channels"]["sms"] == channel()
         history = ada.history()
         assert history[-1]["policy_version"] == shown["stamp"]
-        assert history[-2]["policy_version"].startswith("builtin-1+")
+        assert history[-2]["policy_version"].startswith("builtin-2+")
 
     def test_policy_from_the_environment_and_as_json(self, ada: Cli, tmp_path: Path) -> None:
         policy = tmp_path / "policy.json"

@@ -935,6 +935,8 @@ STATS = {
             "gmb": _NONE,
             "whatsapp": _NONE,
         },
+        # The 13:00 message's review item, due 2026-01-20 (MLK day does not count): overdue.
+        "reviews": {"open": 1, "overdue": 1},
     }
 }
 

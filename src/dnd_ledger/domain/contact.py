@@ -163,6 +163,18 @@ class Contact(Aggregate):
 
     class LegacyDndImported(DndEvent): ...
 
+    class RevocationConfirmed(DndEvent):
+        """A reviewer judged a suspected revocation to be one: permanent DND."""
+
+    class RevocationDismissed(DndEvent):
+        """A reviewer judged it not a revocation: the review's temporary DND is lifted."""
+
+    class ContactLocated(DndEvent):
+        """Where the contact lives (region, time zone), for quiet hours (no DND change)."""
+
+    class OptOutConfirmationSent(DndEvent):
+        """The one confirmation text after an opt-out went out (changes no channel)."""
+
     def __init__(
         self,
         location_id: str,
@@ -422,6 +434,10 @@ EVENT_CLASSES: dict[str, type[Contact.DndEvent]] = {
         Contact.MailgunComplaint,
         Contact.MailgunUnsubscribed,
         Contact.LegacyDndImported,
+        Contact.OptOutConfirmationSent,
+        Contact.ContactLocated,
+        Contact.RevocationConfirmed,
+        Contact.RevocationDismissed,
     )
 }
 

@@ -45,3 +45,15 @@ class LedgerUnavailable(LedgerError):
     def __init__(self, message: str, *, lag: int | None = None) -> None:
         super().__init__(message)
         self.lag = lag
+
+
+class AlreadyConfirmed(LedgerError):
+    """The one confirmation text for an opt-out was already recorded."""
+
+
+class AlreadyResolved(LedgerError):
+    """The review item already has a verdict."""
+
+
+class UnknownReviewItem(LedgerError):
+    """No suspected revocation with that item id in that location."""

@@ -20,7 +20,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dnd_ledger.domain.confirmation import ConfirmationRule
 from dnd_ledger.domain.keywords import classify, normalise, phrase_pattern
+from dnd_ledger.domain.quiet_hours import DEFAULT_QUIET, QuietRule
+from dnd_ledger.domain.reviews import DeadlineRule
+from dnd_ledger.domain.scope import DEFAULT_SCOPE, ScopeRule, check_rules
 from dnd_ledger.domain.text import bad_byte_at
 from dnd_ledger.domain.values import Channel, EmailSignal, InboundClass
 
@@ -59,6 +63,8 @@ class ReviewRule(BaseModel):
     #: None (the default): every opt-out keyword of the policy, the safe side.
     words: tuple[str, ...] | None = None
     effect: EffectName = "temporary"
+    #: When each review item is due (see :mod:`dnd_ledger.domain.reviews`).
+    deadline: DeadlineRule = DeadlineRule()
 
 
 _DEFAULT_CARRIER: dict[str, CarrierRule] = {
@@ -86,7 +92,7 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = Field(default="builtin-1", min_length=1, max_length=64)
+    version: str = Field(default="builtin-2", min_length=1, max_length=64)
     opt_out_keywords: tuple[str, ...] = (
         "STOP",
         "UNSTOP",
@@ -112,6 +118,12 @@ class Policy(BaseModel):
     email_failed_temporary: EffectName = "none"
     email_complained: EffectName = "permanent"
     email_unsubscribed: EffectName = "permanent"
+    #: Dated revocation-scope rules (see :mod:`dnd_ledger.domain.scope`).
+    revocation_scope: tuple[ScopeRule, ...] = DEFAULT_SCOPE
+    #: The one confirmation text after an opt-out (see :mod:`dnd_ledger.domain.confirmation`).
+    confirmation: ConfirmationRule = ConfirmationRule()
+    #: Quiet hours by region (see :mod:`dnd_ledger.domain.quiet_hours`).
+    quiet_hours: tuple[QuietRule, ...] = DEFAULT_QUIET
 
     @field_validator("opt_out_keywords", "opt_in_keywords")
     @classmethod
@@ -127,6 +139,12 @@ class Policy(BaseModel):
         for code in value:
             if not code.isdigit():
                 raise ValueError(f"carrier code {code!r} is not a number")
+        return value
+
+    @field_validator("revocation_scope")
+    @classmethod
+    def _scope_names_unique(cls, value: tuple[ScopeRule, ...]) -> tuple[ScopeRule, ...]:
+        check_rules(value)
         return value
 
     @model_validator(mode="after")

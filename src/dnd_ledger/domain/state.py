@@ -30,6 +30,7 @@ class Op(StrEnum):
     CLEAR_TEMPORARY = "clear-temporary"  # a user's clear: temporary DND only
     OPT_IN = "opt-in"  # START from an address: its own blocks and all temporary ones
     CLEAR_ALL = "clear-all"  # support-approved opt-in: everything on the channels
+    CLEAR_REVIEW = "clear-review"  # a dismissed review: that origin's review DND only
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,13 @@ class Effect:
     origin: str = CONTACT_ORIGIN
     suppression: bool = False  # clearing needs the suppression-removed attestation
     attested: bool = False  # the user attested the suppression was removed
+    #: OPT_IN only: other channels where this origin's own blocks are lifted too
+    #: (where a revoke-all opt-out from the same address reached).
+    also: tuple[Channel, ...] = ()
+
+    @property
+    def touched(self) -> tuple[Channel, ...]:
+        return (*self.channels, *self.also) if self.also else self.channels
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"op": self.op.value, "channels": [c.value for c in self.channels]}
@@ -56,6 +64,8 @@ class Effect:
             d["suppression"] = True
         if self.attested:
             d["attested"] = True
+        if self.also:
+            d["also"] = [c.value for c in self.also]
         return d
 
     @classmethod
@@ -70,6 +80,7 @@ class Effect:
             origin=d.get("origin", CONTACT_ORIGIN),
             suppression=bool(d.get("suppression", False)),
             attested=bool(d.get("attested", False)),
+            also=tuple(Channel(c) for c in d.get("also", ())),
         )
 
 
@@ -171,6 +182,16 @@ class DndState:
                 ]
             elif eff.op is Op.CLEAR_ALL:
                 blocks.clear()
+            elif eff.op is Op.CLEAR_REVIEW:
+                blocks[:] = [
+                    b
+                    for b in blocks
+                    if not (
+                        b.level is DndKind.ACTIVE and b.origin == eff.origin and b.code == "review"
+                    )
+                ]
+        for ch in eff.also:  # OPT_IN's reach: only what this origin set there
+            self.blocks[ch][:] = [b for b in self.blocks[ch] if b.origin != eff.origin]
 
     @staticmethod
     def _add(blocks: list[Block], entry: Entry, eff: Effect) -> None:

@@ -19,6 +19,14 @@ ALL_CHANNELS: tuple[Channel, ...] = tuple(Channel)
 PHONE_CHANNELS: frozenset[Channel] = frozenset({Channel.SMS, Channel.CALL, Channel.WHATSAPP})
 
 
+class Purpose(StrEnum):
+    """Why a message goes out; some rules depend on it (quiet hours, the confirmation)."""
+
+    MARKETING = "marketing"
+    INFORMATIONAL = "informational"
+    OPT_OUT_CONFIRMATION = "opt-out-confirmation"
+
+
 class DndKind(StrEnum):
     """Per-channel DND state."""
 

@@ -486,7 +486,7 @@ class _Batch:
             )  # fmt: skip
             late = cv.last_occurred is not None and entry.occurred_at < cv.last_occurred
             cv.take(entry, self.history(cv) if late else None)
-            channels, words, effect_data = effect.channels, effect_words(effect), e.effect
+            channels, words, effect_data = effect.touched, effect_words(effect), e.effect
             detail = e.detail
         else:
             cv.version = e.originator_version

@@ -45,7 +45,7 @@ class ContactView:
         if self.last_occurred is None or entry.occurred_at >= self.last_occurred:
             self.last_occurred = entry.occurred_at
             self.state.apply(entry)
-            touched = entry.effect.channels
+            touched = entry.effect.touched
         else:
             assert history is not None
             self.state = fold([*history, entry])
@@ -83,6 +83,7 @@ def effect_words(effect: Effect) -> str:
         "clear-temporary": "clear temporary DND",
         "opt-in": "opt-in: clear DND from this address",
         "clear-all": "clear all DND",
+        "clear-review": "clear the review's temporary DND",
         "none": "none",
     }[effect.op.value]
 

@@ -21,7 +21,7 @@ from dnd_ledger import textcheck
 from dnd_ledger.audit_format import audit_csv, render_audit
 from dnd_ledger.cli_output import outcome_json
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
-from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode
+from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode, Purpose
 from dnd_ledger.web.auth import TokenBook
 from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.limits import batch_within_limit
@@ -110,6 +110,8 @@ class CanSendItem(_In):
     channel: Channel
     mode: Mode = Mode.AUTOMATED
     direction: Direction = Direction.OUTBOUND
+    purpose: Purpose | None = None
+    at: QueryTime | None = None
 
 
 class CanSendBatchIn(_In):
@@ -299,10 +301,12 @@ def can_send(
     direction: Direction = Direction.OUTBOUND,
     as_of: Annotated[QueryTime | None, Query(description="Effective time")] = None,
     known_at: Annotated[QueryTime | None, Query(description="Knowledge time")] = None,
+    purpose: Annotated[Purpose | None, Query(description="Why it goes out")] = None,
+    at: Annotated[QueryTime | None, Query(description="When it would go out")] = None,
 ) -> Response:
-    decision = state.ledger.can_send(
+    decision = state.ledger.rules.can_send(
         location_id, contact_id, channel, direction=direction, mode=mode,
-        as_of=as_of, known_at=known_at,
+        as_of=as_of, known_at=known_at, purpose=purpose, at=at,
     )  # fmt: skip
     return _json(decision.to_json())
 
@@ -351,9 +355,9 @@ def can_send_batch(
             results.append(result)
             continue
         try:
-            decision = state.ledger.can_send(
-                item.location_id, item.contact_id, item.channel,
-                direction=item.direction, mode=item.mode, checked=True,
+            decision = state.ledger.rules.can_send(
+                item.location_id, item.contact_id, item.channel, direction=item.direction,
+                mode=item.mode, checked=True, purpose=item.purpose, at=item.at,
             )  # fmt: skip
             result["decision"] = decision.to_json()
         except UnknownContact as e:

@@ -25,6 +25,8 @@ from starlette.routing import Match
 from dnd_ledger import __version__
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.errors import (
+    AlreadyConfirmed,
+    AlreadyResolved,
     AttestationRequired,
     Conflict,
     InvalidInput,
@@ -32,8 +34,9 @@ from dnd_ledger.domain.errors import (
     LedgerUnavailable,
     PermanentDnd,
     UnknownContact,
+    UnknownReviewItem,
 )
-from dnd_ledger.web import api, bundle_api, contacts_api, pages, webhooks
+from dnd_ledger.web import api, api_rules, bundle_api, contacts_api, pages, webhooks
 from dnd_ledger.web.auth import AuthError, TokenBook
 from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
 from dnd_ledger.web.limits import RequestGuard
@@ -49,6 +52,9 @@ _LEDGER_STATUS: list[tuple[type[LedgerError], int]] = [
     (UnknownContact, 404),
     (PermanentDnd, 409),
     (AttestationRequired, 409),
+    (AlreadyConfirmed, 409),
+    (AlreadyResolved, 409),
+    (UnknownReviewItem, 404),
     (Conflict, 503),
     (InvalidInput, 422),
 ]
@@ -187,6 +193,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(contacts_api.router)
     app.include_router(bundle_api.router)
+    app.include_router(api_rules.router)
     app.include_router(pages.router)
 
     @app.get(

@@ -29,7 +29,10 @@ from dnd_ledger.textcheck import problem
 from dnd_ledger.web.auth import AuthError
 
 #: Routes that read a bearer token only (never a cookie), so it can be checked first.
-_BEARER_WRITES = re.compile(r"/v1/(can-send:batch|locations/[^/]+/contacts(/[^/]+/[^/]+)?)")
+_BEARER_WRITES = re.compile(
+    r"/v1/(can-send:batch|locations/[^/]+/"
+    r"(contacts(/[^/]+/[^/]+)?|confirmations|reviews/[^/]+/resolution))"
+)
 _WEBHOOK = re.compile(r"/v1/locations/[^/]+/webhooks/")
 
 

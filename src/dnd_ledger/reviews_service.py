@@ -1,0 +1,130 @@
+"""Review items of suspected revocations: listing them, resolving them.
+
+Every ``RevocationSuspected`` opens an item (its id is the inbound message's id)
+whose deadline was recorded with it (:mod:`dnd_ledger.domain.reviews`).
+``review resolve`` records, on the address and on every contact that has it,
+``RevocationConfirmed`` (permanent DND with the scope a keyword opt-out had when
+the message came in) or ``RevocationDismissed`` (lifts that review's temporary
+DND only). The address stream, read in the write, decides whether an item is
+still open, so two reviewers cannot both resolve it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from dnd_ledger import commands as cmd
+from dnd_ledger.commands import Outcome
+from dnd_ledger.domain.errors import AlreadyResolved, InvalidInput, UnknownReviewItem
+from dnd_ledger.domain.reviews import (
+    CONFIRMED,
+    DISMISSED,
+    RESOLUTIONS,
+    SUSPECTED,
+    ReviewItem,
+    items_from,
+)
+from dnd_ledger.domain.scope import scoped
+from dnd_ledger.domain.state import Effect, Op
+from dnd_ledger.domain.values import AddressKind, Channel, DndKind, Source
+
+if TYPE_CHECKING:
+    from dnd_ledger.application import DndLedger, _Unit
+
+_EVENTS = [f"Address.{SUSPECTED}", SUSPECTED, f"Address.{CONFIRMED}", f"Address.{DISMISSED}"]
+
+
+def review_items(
+    app: DndLedger, location_id: str | None = None, *, overdue: bool = False,
+    include_resolved: bool = False,
+) -> list[ReviewItem]:  # fmt: skip
+    """Review items oldest first, from the audit view (checked current first)."""
+    app.ensure_current()
+    marks = ", ".join("?" for _ in _EVENTS)
+    sql = (
+        "SELECT location_id, contact_id, address_ref, occurred_at, event, detail FROM dnd_audit"
+        f" WHERE event IN ({marks})"
+    )
+    params: list[Any] = list(_EVENTS)
+    if location_id is not None:
+        sql += " AND location_id = ?"
+        params.append(location_id)
+    names = ("location_id", "contact_id", "address_ref", "occurred_at", "event", "detail")
+    rows = [
+        dict(zip(names, r, strict=True))
+        for r in app.sql.fetchall(sql + " ORDER BY position", params)
+    ]
+    for r in rows:
+        r["detail"] = json.loads(r["detail"])
+    items = items_from(rows, app.policy.review.deadline)
+    now = app.clock()
+    return [
+        i for i in items
+        if (include_resolved or i.resolution is None) and (not overdue or i.overdue(now))
+    ]  # fmt: skip
+
+
+def review_counts(app: DndLedger, location_id: str | None = None) -> dict[str, dict[str, int]]:
+    """Open and overdue review items per location (for ``stats``)."""
+    now = app.clock()
+    out: dict[str, dict[str, int]] = {}
+    for i in review_items(app, location_id):
+        counts = out.setdefault(i.location_id, {"open": 0, "overdue": 0})
+        counts["open"] += 1
+        counts["overdue"] += i.overdue(now)
+    return out
+
+
+def resolve_review(app: DndLedger, unit: _Unit, c: cmd.ResolveReview) -> Outcome:
+    from dnd_ledger.application import MAX_TEXT, _check_id, _required
+
+    _check_id("location_id", c.location_id)
+    item = _required("item", c.item)
+    actor = _required("actor", c.actor)
+    note = _required("note", c.note, MAX_TEXT)
+    event = RESOLUTIONS.get(c.resolution)
+    if event is None:
+        raise InvalidInput(f"resolution must be revocation or not-revocation, not {c.resolution!r}")
+    found = app.sql.fetchall(
+        "SELECT address_ref FROM dnd_audit WHERE location_id = ? AND event = ?"
+        " AND idempotency_key = ?",
+        [c.location_id, f"Address.{SUSPECTED}", f"inbound:{item}"],
+    )
+    if not found:
+        raise UnknownReviewItem(f"no review item {item!r} in location {c.location_id!r}")
+    ref = str(found[0][0])
+    address = unit.address(c.location_id, AddressKind.PHONE, ref)
+    signals = app._signals(address)
+    suspected = next((s for s in signals if s.event == SUSPECTED
+                      and s.idempotency_key == f"inbound:{item}"), None)  # fmt: skip
+    if suspected is None:
+        raise UnknownReviewItem(f"no review item {item!r} in location {c.location_id!r}")
+    done = next((s for s in signals if s.event in (CONFIRMED, DISMISSED)
+                 and s.detail.get("item") == item), None)  # fmt: skip
+    if done is not None:
+        raise AlreadyResolved(
+            f"review item {item!r} was already resolved as {done.detail.get('resolution')} "
+            f"by {done.actor} at {done.occurred_at.isoformat()}"
+        )
+    channel = Channel(suspected.detail.get("channel") or "sms")
+    detail: dict[str, Any] = {
+        "item": item, "address_ref": ref, "resolution": c.resolution,
+        "review_of": suspected.event_id, "note_ref": app._ref("text", note),
+    }  # fmt: skip
+    at: datetime
+    if event == CONFIRMED:
+        # The revocation occurred when the message came in: its time, and the scope then.
+        at = suspected.occurred_at
+        effect = Effect(Op.BLOCK, (channel,), DndKind.PERMANENT, code="review-confirmed",
+                        message=f"revocation confirmed by review ({actor})", origin=ref)  # fmt: skip
+        effect, detail = scoped(app.policy.revocation_scope, effect, at, detail)
+    else:
+        at = app._time(unit, c.occurred_at)
+        effect = Effect(Op.CLEAR_REVIEW, (channel,), code="review-dismissed",
+                        message=f"not a revocation, by review ({actor})", origin=ref)  # fmt: skip
+    return app._signal(
+        unit, c.location_id, AddressKind.PHONE, ref, event, at, f"review:{item}", effect,
+        detail, source=Source.SUPPORT, actor=actor,
+    )  # fmt: skip
