@@ -84,7 +84,8 @@ def test_review_list_resolve_and_stats(tmp_path: Path) -> None:
     assert out.startswith("appended RevocationConfirmed")
     assert "already resolved" in cli.run(*resolve, "--as", "not-revocation", code=1).stderr
     assert json.loads(cli.run("review", "list", "--format", "json").stdout) == []
-    assert "reviews" not in json.loads(cli.run("stats", "loc-1", "--json").stdout)["loc-1"]
+    after = json.loads(cli.run("stats", "loc-1", "--json").stdout)["loc-1"]
+    assert after["reviews"] == {"open": 0, "overdue": 0}  # every count named, zeros included
     status = json.loads(cli.run("status", "loc-1", "ada", "--json").stdout)
     assert status["channels"]["sms"]["status"] == "permanent"
 
