@@ -8,12 +8,15 @@ operators' checks; providers compute their own signatures.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -58,12 +61,22 @@ def _config(path: str | None, *, public_url: str | None = None) -> Any:
     is_flag=True,
     help="Development: allow placeholder secrets and a missing config (public URL = listen address).",
 )
-@click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="One log line per request on stderr (default: on; config key request_log).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default=None,
+    help="The request log's format (default: json; config key log_format).",
+)
 @pass_ctx
 @ledger_errors
 def serve(
     c: Ctx, host: str, port: int, config_path: str | None, workers: int, dev: bool,
-    access_log: bool,
+    access_log: bool | None, log_format: str | None,
 ) -> None:  # fmt: skip
     """Run the HTTP service: webhooks, the JSON API, the audit page (docs at /docs).
 
@@ -83,6 +96,10 @@ def serve(
             "(or --dev to try the service without one)"
         )
     listen_url = f"http://{host}:{port}"
+    # Flags win over the file; worker processes read them from the environment.
+    for key, value in (("REQUEST_LOG", access_log), ("LOG_FORMAT", log_format)):
+        if value is not None:
+            os.environ[f"DND_LEDGER_{key}"] = str(value).lower()
     config = _config(config_path)
     public_url = config.public_url or (listen_url if dev else None)
     if public_url is None:
@@ -110,7 +127,8 @@ def serve(
         f"(public URL {public_url}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
-    log = {"access_log": access_log, "log_level": "info", **config.serve_options()}
+    # The service's own request log replaces uvicorn's access lines.
+    log = {"access_log": False, "log_level": "info", **config.serve_options()}
     if workers == 1:
         try:
             app = create_app(ledger, config, dev=dev, public_url=public_url)
@@ -130,6 +148,10 @@ def serve(
     )
     if c.settings.policy:
         os.environ["DND_LEDGER_POLICY"] = str(Path(c.settings.policy).resolve())
+    # Metrics from every worker, summed when scraped (prometheus-client's multi-process mode).
+    metrics_dir = tempfile.mkdtemp(prefix="dnd-ledger-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
     run_workers(
         uvicorn.Config(
             "dnd_ledger.web.app:create_app_from_env",

@@ -36,7 +36,17 @@ from dnd_ledger.domain.errors import (
     UnknownContact,
     UnknownReviewItem,
 )
-from dnd_ledger.web import api, api_rules, bundle_api, contacts_api, pages, webhooks
+from dnd_ledger.web import (
+    api,
+    api_rules,
+    bundle_api,
+    contacts_api,
+    docs,
+    metrics,
+    pages,
+    request_log,
+    webhooks,
+)
 from dnd_ledger.web.auth import AuthError, TokenBook
 from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
 from dnd_ledger.web.limits import RequestGuard
@@ -176,6 +186,9 @@ def create_app(
             'objects with a `detail`, e.g. `{"detail": "sms has permanent DND (...)"}`.'
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if config.docs else None,
     )
     sessions = SessionStore(ledger.sql)
     sessions.create_table()
@@ -189,6 +202,7 @@ def create_app(
     )
     _install_handlers(app)
     app.add_middleware(RequestGuard)
+    _install_operations(app, app.state.web)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(contacts_api.router)
@@ -214,6 +228,42 @@ def create_app(
         return JSONResponse({"status": "ok", "database": ledger.db.engine})
 
     return app
+
+
+def _install_operations(app: FastAPI, state: WebState) -> None:
+    """The request log (outermost, so it sees every answer), /metrics and the docs."""
+    config = state.config
+
+    def token_name(authorization: str | None) -> str | None:
+        if authorization is None:
+            return None
+        try:
+            return state.tokens.from_header(authorization).name
+        except AuthError:
+            return None
+
+    if config.request_log:
+        request_log.configure(config.log_format)
+    app.add_middleware(
+        request_log.RequestLog,
+        token_name=token_name,
+        fmt=config.log_format,
+        enabled=config.request_log,
+    )
+    if config.docs:
+        docs.install(app)
+    if config.metrics:
+
+        @app.get("/metrics", include_in_schema=False)
+        def metrics_text(request: Request) -> Response:
+            if not metrics.token_ok(
+                config.metrics_token_sha256, request.headers.get("authorization")
+            ):
+                raise AuthError(
+                    401, "GET /metrics needs the bearer token named in metrics_token_sha256"
+                )
+            body, content_type = metrics.render(state.ledger)
+            return Response(body, media_type=content_type)
 
 
 def readiness(ledger: DndLedger) -> tuple[dict[str, Any], int]:

@@ -139,6 +139,15 @@ class WebConfig(BaseSettings):
     max_concurrency: int = Field(default=1000, ge=1, le=100_000)
     max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     forwarded_allow_ips: tuple[str, ...] = ()
+    # -- operations (see web/request_log.py, web/metrics.py, web/docs.py) ----------------
+    #: One line per request on stderr: "json" (one object a line) or "text" (key=value).
+    log_format: Literal["json", "text"] = "json"
+    request_log: bool = True
+    #: GET /metrics (Prometheus); with a token's SHA-256 here, only that bearer may read it.
+    metrics: bool = True
+    metrics_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    #: /docs, /redoc and /openapi.json (assets served by the service itself).
+    docs: bool = True
 
     @classmethod
     def settings_customise_sources(
