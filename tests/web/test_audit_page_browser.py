@@ -230,3 +230,17 @@ def test_the_audit_page_in_chromium(browser: Driver, served: str) -> None:
     assert "as_of=" in browser.do("/url")
 
     assert browser.console_errors() == []
+
+
+def test_the_api_docs_render_offline_under_their_csp(browser: Driver, served: str) -> None:
+    """Swagger UI and ReDoc draw the API from the service's own assets; a blocked script,
+    style or fetch (CSP, a CDN) would leave the page empty and log a console error."""
+    for page, words in (("/docs", "can-send:batch"), ("/redoc", "can-send:batch")):
+        browser.do("/url", {"url": served + page})
+        text = browser.wait_for(words, timeout=30)
+        assert words in text, (page, text[:300])
+        errors = browser.console_errors()
+        # ReDoc's bundle names a logo on its vendor's CDN; the policy blocks it (offline, as
+        # intended) and the browser says so. Nothing else may be refused or fail.
+        blocked_logo = "Loading the image 'https://cdn.redoc.ly/"
+        assert [e for e in errors if not (page == "/redoc" and blocked_logo in e)] == [], page

@@ -138,7 +138,11 @@ def _template(scope: Scope) -> str:
     if route:
         return str(route)
     mounted = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
-    return f"{mounted}/{{path}}" if mounted else "(no route)"
+    if mounted:
+        return f"{mounted}/{{path}}"
+    if "endpoint" in scope and not scope.get("path_params"):
+        return str(scope.get("path", ""))  # a route without parameters: its path is its template
+    return "(no route)"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
