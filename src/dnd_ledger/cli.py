@@ -231,7 +231,10 @@ def contacts_add(
 ) -> None:  # fmt: skip
     """Register a contact (or add addresses to it).
 
-    Example: dnd-ledger contacts add loc-1 c-42 --phone +14155550100 --email ada@example.com
+    \b
+    Examples:
+      dnd-ledger contacts add loc-1 c-42 --phone +14155550100 --email ada@example.com
+      dnd-ledger contacts add loc-1 c-41 --phone +14155550141 --at 2026-10-01T09:00:00Z
     """
     command = cmd.RegisterContact(location, contact_id, phones, emails, at, actor, request_id)
     if region is None and time_zone is None:
@@ -334,8 +337,10 @@ def approve_opt_in(
 ) -> None:  # fmt: skip
     """Lift DND (permanent too) with the contact's opt-in evidence.
 
-    Example: dnd-ledger support approve-opt-in loc-1 c-42 --channel sms --approver sam
-    --ticket SUP-981 --evidence "signed web form 2026-11-02, IP 203.0.113.9"
+    \b
+    Example:
+      dnd-ledger support approve-opt-in loc-1 c-42 --channel sms --approver sam \\
+        --ticket SUP-981 --evidence "signed web form 2026-11-02, IP 203.0.113.9"
     """
     chosen = pick_channels(channels, all_channels)
     command = cmd.ApproveOptIn(
@@ -380,7 +385,7 @@ def status(
 ) -> None:  # fmt: skip
     """Per-channel DND state of a contact.
 
-    Example: dnd-ledger status loc-1 c-42 --as-of 2026-11-01T00:00:00Z
+    Example: dnd-ledger status loc-1 c-41 --as-of 2026-11-01T00:00:00Z
     """
     view = c.ledger.status(location, contact_id, as_of=as_of, known_at=known_at)
     if fmt == "table":

@@ -185,8 +185,10 @@ def audit_verify_bundle(
 ) -> None:
     """Verify a bundle offline (no database needed), then replay its contacts' DND state.
 
-    Example: dnd-ledger audit verify-bundle c-42.bundle.json --public-key ledger.pub
-    --as-of 2026-11-02T12:00:00Z
+    \b
+    Example:
+      dnd-ledger audit verify-bundle c-42.bundle.json --public-key ledger.pub \\
+        --as-of 2026-11-02T12:00:00Z
     """
     witnesses = witness_keys_of(witness_keys)
     try:

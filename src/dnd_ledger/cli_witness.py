@@ -78,8 +78,9 @@ def witness_serve(
 ) -> None:
     """Run the witness: POST /add-checkpoint as C2SP tlog-witness defines it.
 
-    Example: dnd-ledger witness serve --key witness.key --state witness-state
-    --log-key ledger.pub
+    \b
+    Example:
+      dnd-ledger witness serve --key witness.key --state witness-state --log-key ledger.pub
     """
     try:
         key = load_private_key(Path(key_file).read_bytes())
