@@ -87,6 +87,7 @@ def resolve_review(app: DndLedger, unit: _Unit, c: cmd.ResolveReview) -> Outcome
     event = RESOLUTIONS.get(c.resolution)
     if event is None:
         raise InvalidInput(f"resolution must be revocation or not-revocation, not {c.resolution!r}")
+    app.ensure_current()  # an item another process recorded a moment ago is found too
     found = app.sql.fetchall(
         "SELECT address_ref FROM dnd_audit WHERE location_id = ? AND event = ?"
         " AND idempotency_key = ?",

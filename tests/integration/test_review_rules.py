@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from tests.conftest import Clock
+from tests.conftest import SHARED_DATABASES, Clock
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
@@ -109,3 +109,16 @@ def test_bad_resolutions_append_nothing(flagged: DndLedger) -> None:
     with pytest.raises(InvalidInput):
         flagged.execute(c.ResolveReview(L, "SM-1", "revocation", "rita", ""))
     assert len(flagged.history(L, ADA)) == before
+
+
+@SHARED_DATABASES
+def test_an_item_another_process_just_opened_can_be_resolved(
+    two_ledgers: tuple[DndLedger, DndLedger], clock: Clock
+) -> None:
+    first, second = two_ledgers
+    clock.now = FRIDAY_BEFORE_THANKSGIVING
+    first.execute(c.RegisterContact(L, ADA, (PHONE,)))
+    second.status(L, ADA)  # the second process has read its views before the item exists
+    suspect(first)
+    assert resolve(second, "revocation").result == "appended"
+    assert status(first) is DndKind.PERMANENT
