@@ -33,7 +33,7 @@ from dnd_ledger.domain.errors import (
     PermanentDnd,
     UnknownContact,
 )
-from dnd_ledger.web import api, pages, webhooks
+from dnd_ledger.web import api, fastpath, pages, webhooks
 from dnd_ledger.web.auth import AuthError, TokenBook
 from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
 from dnd_ledger.web.limits import RequestGuard
@@ -185,6 +185,7 @@ def create_app(
     app.add_middleware(RequestGuard)
     app.include_router(webhooks.router)
     app.include_router(api.router)
+    fastpath.install(app)  # can-send and can-send:batch without FastAPI's per-request work
     app.include_router(pages.router)
 
     @app.get(
