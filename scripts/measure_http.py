@@ -213,6 +213,7 @@ def main() -> None:
     args = p.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
     wrk_path()
+    stack = uvicorn_stack()  # what the servers below import
 
     work = Path(tempfile.mkdtemp(prefix="dnd-measure-"))
     db = args.db or str(work / "bench.db")
@@ -264,7 +265,7 @@ def main() -> None:
     else:
         print(" (reused)")
     print(f"servers:  ledger = dnd-ledger serve; raw = bare ASGI; fastapi = FastAPI def route;"
-          f" {args.workers} worker process(es) each, {uvicorn_stack()}")  # fmt: skip
+          f" {args.workers} worker process(es) each, {stack}")  # fmt: skip
     print(f"client:   wrk, {args.rounds} rounds of {args.seconds:g} s per cell, rotating order;"
           " medians")  # fmt: skip
     print("\nGET .../can-send (random contacts, channels and modes)\n")
