@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from dnd_ledger import commands as cmd
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import Channel
-from dnd_ledger.web import fastpath
+from dnd_ledger.web import fastpath, front
 from dnd_ledger.web.app import create_app
 from dnd_ledger.web.config import WebConfig
 from tests.conftest import poison_opt_outs
@@ -144,11 +144,12 @@ def test_well_formed_requests_are_answered_by_the_fast_path(
     answered: list[Any] = []
     respond = fastpath._respond
 
-    async def counting(send: Any, data: Any) -> None:
+    async def counting(send: Any, data: Any, *extra: Any) -> None:
         answered.append(data)
-        await respond(send, data)
+        await respond(send, data, *extra)
 
     monkeypatch.setattr(fastpath, "_respond", counting)
+    monkeypatch.setattr(front, "_respond", counting)
     fast, _ = pair
     assert fast.get(GETS[0][0], headers=bearer(READ)).json()["allowed"] is False
     r = fast.post(BATCH, content=POSTS[0][0], headers=JSON_READ)
@@ -187,3 +188,22 @@ def test_stuck_views_fail_closed_as_the_fastapi_route(
     b = fast.post(BATCH, content=body, headers=JSON_READ)
     assert all(x["error"]["status"] == 503 for x in b.json()["results"])
     same(b, slow.post(BATCH, content=body, headers=JSON_READ))
+
+
+def test_the_front_steps_aside_for_other_middleware(
+    web_ledger: DndLedger, web_config: WebConfig
+) -> None:
+    web_ledger.execute(cmd.RegisterContact(L, "ada", phones=(PHONE,)))
+    app = create_app(web_ledger, web_config)
+    seen: list[str] = []
+
+    @app.middleware("http")
+    async def log(request: Any, call_next: Any) -> Any:
+        seen.append(request.url.path)
+        return await call_next(request)
+
+    with TestClient(app) as c:
+        r = c.get(f"{BASE}/ada/can-send?channel=sms", headers=bearer(READ))
+    assert r.json()["allowed"] is True
+    assert r.headers["cache-control"] == "no-store"
+    assert seen == [f"{BASE}/ada/can-send"]

@@ -148,9 +148,9 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _respond(send: Send, data: Any) -> None:
+async def _respond(send: Send, data: Any, *extra: tuple[bytes, bytes]) -> None:
     body = orjson.dumps(data)
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON)]
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON), *extra]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -270,3 +270,6 @@ def install(app: FastAPI) -> None:
         _FastRoute(BATCH, _Batch(), "POST"),
     ]
     app.router.routes[0:0] = fast
+    from dnd_ledger.web.front import install_front
+
+    install_front(app, fast[0].app)  # type: ignore[arg-type]
