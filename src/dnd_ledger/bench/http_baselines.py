@@ -34,32 +34,43 @@ _SELECT = (
 
 
 class _Reader:
-    """One connection per thread (SQLite read-only; PostgreSQL autocommit)."""
+    """SQLite: a read-only connection per thread. PostgreSQL: a pool of autocommit
+    connections as large as the ledger's (``DND_LEDGER_PG_POOL``), so that two
+    workers of each server fit in the database's ``max_connections``."""
 
     def __init__(self, db: str) -> None:
         self.db = db
         self.postgres = db.startswith(("postgres://", "postgresql://"))
         self.statement = _SELECT.format(p="%s" if self.postgres else "?")
         self._local = threading.local()
+        self._pool: Any = None
+        if self.postgres:
+            from psycopg_pool import ConnectionPool
+
+            from dnd_ledger.pg_reads import pool_size
+
+            self._pool = ConnectionPool(
+                db, min_size=1, max_size=pool_size(), kwargs={"autocommit": True}, open=True
+            )
 
     def _cursor(self) -> Any:
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
-            if self.postgres:
-                import psycopg
-
-                cursor = psycopg.connect(self.db, autocommit=True).cursor()
-            else:
-                uri = "file:" + os.path.abspath(self.db) + "?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-                cursor = conn.cursor()
+            uri = "file:" + os.path.abspath(self.db) + "?mode=ro"
+            cursor = sqlite3.connect(uri, uri=True, check_same_thread=False).cursor()
             self._local.cursor = cursor
         return cursor
 
-    def decision(self, location_id: str, contact_id: str, channel: str, mode: str) -> Any:
+    def _row(self, params: tuple[str, str, str]) -> Any:
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                return conn.execute(self.statement, params).fetchone()
         cursor = self._cursor()
-        cursor.execute(self.statement, (location_id, contact_id, channel))
-        row = cursor.fetchone()
+        cursor.execute(self.statement, params)
+        return cursor.fetchone()
+
+    def decision(self, location_id: str, contact_id: str, channel: str, mode: str) -> Any:
+        row = self._row((location_id, contact_id, channel))
         if row is None:
             return None
         status = row[0]
