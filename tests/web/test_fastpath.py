@@ -77,6 +77,12 @@ GETS: list[tuple[str, dict[str, str]]] = [
     (f"{BASE}/ada/can-send?channel=sms", bearer(WRITE)),
     (f"{BASE}/ada/can-send?channel=sms", bearer(LOC2_READ)),
     (f"{BASE}/{'x' * 129}/can-send?channel=sms", bearer(READ)),
+    (f"{BASE}/ada%E2%80%AE/can-send?channel=sms", bearer(READ)),
+    (f"{BASE}/ada%07/can-send?channel=sms", bearer(READ)),
+    (f"{BASE}/ada/can-send?channel=s%6Ds&mode=manual", bearer(READ)),
+    (f"{BASE}/ada/can-send?channel=sms&mode=manual%1B", bearer(READ)),
+    (f"{BASE}/ada/can-send?channel=sms&&mode=manual", bearer(READ)),
+    (f"{BASE}/ada/can-send?channel=sms&mode", bearer(READ)),
 ]
 
 POSTS: list[tuple[bytes, dict[str, str]]] = [

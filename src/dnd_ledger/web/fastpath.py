@@ -97,9 +97,13 @@ def batch_results(state: WebState, token: ApiToken, checks: list[Check]) -> dict
 
 def _query(scope: Scope) -> tuple[Channel, Mode, Direction] | None:
     """channel, mode and direction of a query holding only those, each once and valid."""
-    raw: bytes = scope.get("query_string", b"")
+    text = scope.get("query_string", b"").decode("latin-1")
+    if "%" in text or "+" in text:
+        pairs = parse_qsl(text, keep_blank_values=True)
+    else:  # nothing to unescape: parse_qsl's split, without its decoding
+        pairs = [(k, v) for k, _, v in (p.partition("=") for p in text.split("&") if p)]
     found: dict[str, str] = {}
-    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+    for key, value in pairs:
         if key in found:
             return None
         found[key] = value

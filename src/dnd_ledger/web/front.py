@@ -34,6 +34,17 @@ from dnd_ledger.web.state import WebState
 _NO_STORE = (b"cache-control", b"no-store")
 
 
+def _plain(scope: Scope) -> bool:
+    """A path and query of printable ASCII without escapes: url_problem finds nothing
+    in them (the characters it refuses are controls and non-ASCII), so skip it."""
+    path: str = scope["path"]
+    query: bytes = scope.get("query_string", b"")
+    return (
+        path.isascii() and path.isprintable()
+        and query.isascii() and b"%" not in query and query.decode().isprintable()
+    )  # fmt: skip
+
+
 class Front:
     def __init__(self, app: FastAPI, stack: ASGIApp, can_send: _CanSend) -> None:
         self.app = app
@@ -57,7 +68,7 @@ class Front:
     ) -> bool:
         """True once answered; False hands the request to the stack, untouched."""
         parsed = _query(scope)
-        if parsed is None or url_problem(scope) is not None:
+        if parsed is None or (not _plain(scope) and url_problem(scope) is not None):
             return False
         state: WebState = self.app.state.web
         try:
