@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Measure can-send over HTTP: requests per second and p50/p99 latency on loopback.
+"""Measure the HTTP decision path against two floors, in one run, on one store.
 
 Builds a store of N contacts (default 100,000) with ``execute_many`` batches, one
 phone and one email each, a tenth of them with DND on some channel, then starts
-``dnd-ledger serve`` as a separate process on a free 127.0.0.1 port and sends
-``GET .../can-send`` requests from keep-alive connections in client threads, for
-random contacts and channels. Also times ``POST /v1/can-send:batch`` with 1,000
-triples per call. Not a test: it prints numbers.
+three servers on free 127.0.0.1 ports, with the same uvicorn options: ``dnd-ledger
+serve`` (``ledger``) and two baselines on the same store that each do one
+primary-key SELECT and return similar JSON (``raw``, a bare ASGI app, and
+``fastapi``, a FastAPI ``def`` route; see ``dnd_ledger.bench.http_baselines``).
+``wrk`` loads each with ``GET .../can-send`` for random contacts, channels and
+modes at 1, 8 and 32 connections, then ``POST /v1/can-send:batch`` with one body
+of 1,000 items, in rounds whose order rotates. It prints req/s, p50, p99, the
+servers' CPU time per request and the ledger's ratios to each baseline (medians of
+in-round ratios). Not a test: it prints numbers. Needs ``wrk`` (Debian: ``apt-get
+install wrk``).
 
     .venv/bin/python scripts/measure_http.py                  # 100,000 contacts, SQLite
-    .venv/bin/python scripts/measure_http.py --contacts 10000 --requests 5000
+    .venv/bin/python scripts/measure_http.py --contacts 10000 --seconds 2 --rounds 1
     .venv/bin/python scripts/measure_http.py --db postgresql://postgres@127.0.0.1/dnd_bench \\
         --pii-key-file /tmp/bench.key --workers 2
 
@@ -30,11 +36,9 @@ import secrets
 import shlex
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -42,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from dnd_ledger import commands as cmd  # noqa: E402
+from dnd_ledger.bench.http_baselines import DB_ENV  # noqa: E402
+from dnd_ledger.bench.http_load import Table, get_script, post_script, run_wrk, wrk_path  # noqa: E402
 from dnd_ledger.domain.values import ALL_CHANNELS  # noqa: E402
 from dnd_ledger.settings import Settings  # noqa: E402
 
@@ -128,15 +134,21 @@ def start_server(
     argv = [str(exe), "--db", db, "serve", "--config", str(config), "--port", str(port),
             "--workers", str(workers), "--no-access-log"]  # fmt: skip
     out = log.open("wb")
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    return wait_ready(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env),
+                      port, log, "/healthz")  # fmt: skip
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes], port: int, log: Path, path: str
+) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"serve exited with {proc.returncode}:\n{log.read_text()}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
+            conn.request("GET", path)
+            if conn.getresponse().status in (200, 404):
                 return proc
         except OSError:
             time.sleep(0.2)
@@ -144,97 +156,64 @@ def start_server(
     raise SystemExit(f"serve did not answer within 60s:\n{log.read_text()}")
 
 
-def load(
-    port: int, n_contacts: int, total: int, threads: int, warmup: int
-) -> tuple[list[float], float, int]:
-    """``total`` can-send requests over ``threads`` keep-alive connections."""
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    channels = [c.value for c in ALL_CHANNELS]
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    per_thread = total // threads
-    start_gate = threading.Barrier(threads + 1)
-
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-        def one() -> float:
-            cid = contact_id(rng.randrange(n_contacts))
-            ch = rng.choice(channels)
-            mode = "manual" if rng.random() < 0.5 else "automated"
-            url = f"/v1/locations/{LOCATION}/contacts/{cid}/can-send?channel={ch}&mode={mode}"
-            t0 = time.perf_counter()
-            conn.request("GET", url, headers=headers)
-            resp = conn.getresponse()
-            body = resp.read()
-            took = time.perf_counter() - t0
-            if resp.status != 200 or b'"allowed"' not in body:
-                with lock:
-                    errors[0] += 1
-            return took
-
-        for _ in range(warmup // threads):
-            one()
-        start_gate.wait()
-        mine = [one() for _ in range(per_thread)]
-        with lock:
-            latencies.extend(mine)
-        conn.close()
-
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    start_gate.wait()
-    t0 = time.perf_counter()
-    for t in pool:
-        t.join()
-    wall = time.perf_counter() - t0
-    return latencies, wall, errors[0]
+def start_baseline(
+    name: str, db: str, port: int, workers: int, env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """A baseline app under the same uvicorn options as ``serve`` (loop, parser, limits)."""
+    argv = [sys.executable, "-m", "uvicorn", f"dnd_ledger.bench.http_baselines:{name}",
+            "--factory", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+            "--timeout-keep-alive", "5", "--limit-concurrency", "1000",
+            "--workers", str(workers)]  # fmt: skip
+    return wait_ready(subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                       env={**env, DB_ENV: db}), port, log, "/v1/x")  # fmt: skip
 
 
-def batch_calls(port: int, n_contacts: int, calls: int, size: int) -> list[float]:
+def batch_body(path: Path, n_contacts: int, size: int) -> Path:
     rng = random.Random(99)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    out = []
-    for _ in range(calls):
-        items = [
-            {"location_id": LOCATION, "contact_id": contact_id(rng.randrange(n_contacts)),
-             "channel": rng.choice(ALL_CHANNELS).value}
-            for _ in range(size)
-        ]  # fmt: skip
-        body = json.dumps({"items": items})
-        t0 = time.perf_counter()
-        conn.request("POST", "/v1/can-send:batch", body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        out.append(time.perf_counter() - t0)
-        if resp.status != 200 or len(json.loads(data)["results"]) != size:
-            raise SystemExit(f"batch call failed: {resp.status} {data[:200]!r}")
-    conn.close()
-    return out
+    items = [
+        {"location_id": LOCATION, "contact_id": contact_id(rng.randrange(n_contacts)),
+         "channel": rng.choice(ALL_CHANNELS).value}
+        for _ in range(size)
+    ]  # fmt: skip
+    path.write_bytes(json.dumps({"items": items}).encode())
+    return path
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def measure(
+    servers: dict[str, tuple[int, int]], scripts: dict[str, str], connections: list[int],
+    rounds: int, seconds: float,
+) -> Table:  # fmt: skip
+    """Every server at every connection count, ``rounds`` times, the order rotating."""
+    table = Table()
+    names = list(servers)
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for c in connections:
+            for name in order:
+                port, pid = servers[name]
+                run = run_wrk(port, scripts[name], c, seconds, pid)
+                table.add(name, c, run)
+                print(f"  round {r + 1} {name:8} c={c:<3} {run.rps:8,.0f} req/s"
+                      f" p99 {run.p99_ms:7.1f} ms failed {run.failed}", file=sys.stderr)  # fmt: skip
+    return table
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--contacts", type=int, default=100_000, help="store size (default 100,000)")
-    p.add_argument("--requests", type=int, default=20_000, help="can-send requests to time")
-    p.add_argument("--threads", type=int, default=8, help="client connections (threads)")
-    p.add_argument("--warmup", type=int, default=1_000, help="untimed requests first")
+    p.add_argument("--seconds", type=float, default=5, help="length of one wrk run")
+    p.add_argument("--rounds", type=int, default=3, help="rounds (medians are reported)")
+    p.add_argument("--connections", default="1,8,32", help="connection counts to load with")
+    p.add_argument("--batch-size", type=int, default=1000, help="items per can-send:batch")
     p.add_argument("--batch", type=int, default=1_000, help="commands per execute_many")
-    p.add_argument("--batch-calls", type=int, default=20, help="timed can-send:batch calls")
     p.add_argument("--db", help="database URL (default: a fresh SQLite file in a temp dir)")
     p.add_argument("--pii-key-file", help="PII key file (needed for PostgreSQL)")
     p.add_argument("--workers", type=int, default=1, help="serve --workers (PostgreSQL only)")
     p.add_argument("--reuse", action="store_true", help="skip the build if the store is there")
     args = p.parse_args()
+    connections = [int(c) for c in args.connections.split(",")]
+    wrk_path()
+    stack = uvicorn_stack()  # what the servers below import
 
     work = Path(tempfile.mkdtemp(prefix="dnd-measure-"))
     db = args.db or str(work / "bench.db")
@@ -247,22 +226,35 @@ def main() -> None:
     if not (args.reuse and has_contacts(settings, args.contacts)):
         built = build(settings, args.contacts, args.batch)
     config = write_config(work)
-    port = free_port()
-    server = start_server(db, config, port, args.workers, env, work / "serve.log")
+    procs: list[subprocess.Popen[bytes]] = []
+    servers: dict[str, tuple[int, int]] = {}
     try:
-        latencies, wall, errors = load(port, args.contacts, args.requests, args.threads,
-                                       args.warmup)  # fmt: skip
-        batches = batch_calls(port, args.contacts, args.batch_calls, 1000)
+        for name in ("ledger", "raw", "fastapi"):
+            port = free_port()
+            if name == "ledger":
+                proc = start_server(db, config, port, args.workers, env, work / "serve.log")
+            else:
+                proc = start_baseline(f"{name}_app", db, port, args.workers, env,
+                                      work / f"{name}.log")  # fmt: skip
+            procs.append(proc)
+            servers[name] = (port, proc.pid)
+        gets = {n: get_script(LOCATION, args.contacts, TOKEN, 7) for n in servers}
+        table = measure(servers, gets, connections, args.rounds, args.seconds)
+        body = batch_body(work / "batch.json", args.contacts, args.batch_size)
+        posts = {n: post_script(body, TOKEN) for n in servers}
+        batch = measure(servers, posts, connections[:2], args.rounds, args.seconds)
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            proc.wait(timeout=30)
 
-    n = len(latencies)
-    ms = [x * 1000 for x in latencies]
+    names = list(servers)
     print()
     print("command:  " + shlex.join([Path(sys.executable).name, *sys.argv]))
     print(
         f"machine:  {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+        f", load average {os.getloadavg()[0]:.1f}"
     )
     print(f"store:    {settings.database.engine}, {args.contacts:,} contacts", end="")
     if built:
@@ -272,16 +264,24 @@ def main() -> None:
         )
     else:
         print(" (reused)")
-    print(f"server:   dnd-ledger serve, {args.workers} worker process(es), loopback")
-    print(f"client:   {args.threads} keep-alive connections (threads), {n:,} timed requests")
-    print(f"can-send: {n / wall:,.0f} requests/s; latency p50 {statistics.median(ms):.2f} ms,"
-          f" p90 {pct(ms, 0.90):.2f} ms, p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.2f} ms;"
-          f" errors {errors}")  # fmt: skip
-    bms = [x * 1000 for x in batches]
-    print(f"batch:    {len(bms)} calls of 1,000 triples; p50 {statistics.median(bms):.1f} ms,"
-          f" max {max(bms):.1f} ms; {1000 * len(bms) / sum(batches):,.0f} decisions/s")  # fmt: skip
+    print(f"servers:  ledger = dnd-ledger serve; raw = bare ASGI; fastapi = FastAPI def route;"
+          f" {args.workers} worker process(es) each, {stack}")  # fmt: skip
+    print(f"client:   wrk, {args.rounds} rounds of {args.seconds:g} s per cell, rotating order;"
+          " medians")  # fmt: skip
+    print("\nGET .../can-send (random contacts, channels and modes)\n")
+    print(table.render(names, connections, "ledger"))
+    print(f"\nPOST /v1/can-send:batch ({args.batch_size:,} items, one body)\n")
+    print(batch.render(names, connections[:2], "ledger"))
     if not args.db:
         print(f"(store kept in {work}; delete it when done)", file=sys.stderr)
+
+
+def uvicorn_stack() -> str:
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"uvicorn with {loop} and {http}"
 
 
 if __name__ == "__main__":

@@ -144,6 +144,14 @@ def test_metrics_count_requests_webhooks_and_report_view_lag(
         assert c.post(inbound_path(), content=body, headers=headers).status_code == 200
         headers["X-Twilio-Signature"] = "x" + headers["X-Twilio-Signature"][1:]
         assert c.post(inbound_path(), content=body, headers=headers).status_code == 403
+        ask = f"/v1/locations/{L}/contacts/ada/can-send"
+        for channel in ("sms", "sms", "email"):  # the fast path answers these
+            assert c.get(f"{ask}?channel={channel}", headers=bearer(READ)).status_code == 200
+        at = "2030-01-01T12:00:00Z"  # FastAPI's route answers this one (a purpose)
+        r = c.get(f"{ask}?channel=email&purpose=marketing&at={at}", headers=bearer(READ))
+        assert r.status_code == 200
+        batch = {"items": [{"location_id": L, "contact_id": "ada", "channel": "sms"}]}
+        assert c.post("/v1/can-send:batch", json=batch, headers=bearer(READ)).status_code == 200
         r = c.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
@@ -154,6 +162,17 @@ def test_metrics_count_requests_webhooks_and_report_view_lag(
         ("dnd_ledger_webhooks_total", {"provider": "twilio", "outcome": "accepted"}, 1),
         ("dnd_ledger_webhooks_total", {"provider": "twilio", "outcome": "refused"}, 1),
         ("dnd_ledger_request_duration_seconds_count", {"route": route, "method": "POST"}, 1),
+        ("dnd_ledger_decisions_total", {"channel": "sms", "result": "blocked"}, 3),
+        ("dnd_ledger_decisions_total", {"channel": "email", "result": "allowed"}, 2),
+        (
+            "dnd_ledger_requests_total",
+            {
+                "route": "/v1/locations/{location_id}/contacts/{contact_id}/can-send",
+                "method": "GET",
+                "status": "200",
+            },
+            4,
+        ),
     ]:
         assert metric(text, name, **labels) - metric(before, name, **labels) == grew, name
     assert metric(text, "dnd_ledger_view_lag_events", view="status") == 0
@@ -223,3 +242,31 @@ def test_metrics_sum_every_worker_and_the_log_is_json_on_stderr(
     routes = {json.loads(line).get("route") for line in log.read_text().splitlines()
             if line.startswith("{")}  # fmt: skip
     assert "/healthz" in routes
+
+
+def test_decisions_the_ledger_could_not_make_are_counted_as_unavailable(
+    tmp_path: Path, web_ledger: DndLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dnd_ledger.domain.errors import LedgerUnavailable
+
+    with app_client(tmp_path, web_ledger) as c:
+        register(c)
+        before = c.get("/metrics").text
+
+        def stale() -> None:
+            raise LedgerUnavailable("the views are behind the log", lag=3)
+
+        monkeypatch.setattr(web_ledger, "ensure_current", stale)
+        ask = f"/v1/locations/{L}/contacts/ada/can-send?channel=sms"
+        assert c.get(ask, headers=bearer(READ)).status_code == 503
+        batch = {"items": [{"location_id": L, "contact_id": "ada", "channel": "sms"}]}
+        assert c.post("/v1/can-send:batch", json=batch, headers=bearer(READ)).status_code == 200
+        monkeypatch.undo()
+        text = c.get("/metrics").text
+    labels = {"channel": "sms", "result": "unavailable"}
+    assert (
+        metric(text, "dnd_ledger_decisions_total", **labels)
+        - metric(before, "dnd_ledger_decisions_total", **labels)
+        == 2
+    )
+    assert metric(text, "dnd_ledger_decisions_total", channel="sms", result="allowed") == 0

@@ -22,6 +22,7 @@ from tests.web.test_serve import serving
 def test_defaults_trust_no_proxy_and_bound_slow_clients(tmp_path: Path) -> None:
     options = load_config(write_config(tmp_path)).serve_options()
     assert options == {
+        "http": "dnd_ledger.web.http_protocol:PROTOCOL",
         "timeout_keep_alive": 5,
         "limit_concurrency": 1000,
         "h11_max_incomplete_event_size": 16384,
@@ -81,3 +82,28 @@ def test_a_real_server_refuses_uploads_from_headers_and_connections_past_its_lim
         finally:
             for s in slow:
                 s.close()
+
+
+def _head(base: str, request: bytes) -> bytes:
+    with _open(base) as s:
+        s.sendall(request)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+@pytest.mark.slow
+def test_a_real_server_caps_the_request_head_at_max_header_bytes(tmp_path: Path) -> None:
+    config = write_config(tmp_path, max_header_bytes="4096")
+    with serving(str(tmp_path / "l.db"), config, log=tmp_path / "serve.log") as base:
+        fits = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 3000 + b"\r\n\r\n"
+        assert _head(base, fits).startswith(b"HTTP/1.1 200 ")
+        over = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 6000 + b"\r\n\r\n"
+        assert _head(base, over).startswith(b"HTTP/1.1 400 ")
+        # A head that never ends is refused once it passes the cap, not held in memory.
+        unfinished = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 6000
+        assert _head(base, unfinished).startswith(b"HTTP/1.1 400 ")

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
 
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.domain.state import INACTIVE, ChannelState, Effect, Entry, overall
 from dnd_ledger.domain.timecheck import check_query_time
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
 from dnd_ledger.persistence import Database, Sql, row_values
+from dnd_ledger.pg_reads import PgReads
 
 AUDIT_FIELDS = (
     "position", "location_id", "contact_id", "occurred_at", "recorded_at", "event", "source",
@@ -105,12 +105,14 @@ class ViewReader:
         self, sql: Sql, sqlite_path: str | None = None, postgres: Database | None = None
     ) -> None:
         self.sql = sql
-        # Status reads go through a plain connection per thread: for a SQLite file a
-        # read-only one, whose bare SELECT is a read snapshot of its own under WAL;
-        # for PostgreSQL an autocommit one, one round trip instead of a pooled
-        # BEGIN, SELECT and ROLLBACK.
+        # Status reads go through plain connections: for a SQLite file a read-only
+        # one per thread, whose bare SELECT is a read snapshot of its own under WAL;
+        # for PostgreSQL autocommit ones from one bounded pool (pg_reads), one round
+        # trip instead of the datastore's BEGIN, SELECT and ROLLBACK.
         self._sqlite_path = sqlite_path
         self._postgres = postgres
+        #: PostgreSQL: one bounded pool of autocommit connections for every thread.
+        self._pg = PgReads(postgres, READ_TIMEOUT_MS) if postgres is not None else None
         self._local = threading.local()
         self._opened: list[Any] = []  # every thread's connection, closed by close()
         self._opened_lock = threading.Lock()
@@ -131,8 +133,8 @@ class ViewReader:
         )
 
     def _read(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        if self._postgres is not None:
-            return self._read_postgres(statement, params)
+        if self._pg is not None:
+            return self._pg.read(statement, params)
         if self._sqlite_path is None:
             return self._read_pooled(statement, params)
         cursor: sqlite3.Cursor | None = getattr(self._local, "cursor", None)
@@ -176,43 +178,6 @@ class ViewReader:
             c.execute(statement, params)
             return [row_values(r) for r in c.fetchall()]
 
-    def _read_postgres(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        for attempt in (1, 2):
-            cursor: Any = getattr(self._local, "cursor", None)
-            try:
-                if cursor is None:
-                    cursor = self._connect_postgres()
-                cursor.execute(statement, params)
-                rows: list[tuple[Any, ...]] = cursor.fetchall()
-                return rows
-            except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as e:
-                # A lock held too long (or a server too slow): never wait unbounded.
-                raise LedgerUnavailable(
-                    f"the views did not answer within {READ_TIMEOUT_MS} ms: {type(e).__name__}"
-                ) from None
-            except psycopg.OperationalError as e:
-                # The connection broke (server restart, idle timeout): one new one.
-                self._local.cursor = None
-                if attempt == 2:
-                    raise LedgerUnavailable(
-                        f"the database does not answer: {type(e).__name__}"
-                    ) from None
-        raise AssertionError("unreachable")
-
-    def _connect_postgres(self) -> Any:
-        db = self._postgres
-        assert db is not None
-        conn = psycopg.connect(
-            host=db.host, port=db.port, dbname=db.dbname, user=db.user,
-            password=db.password or None, autocommit=True, connect_timeout=5,
-            options=f"-c statement_timeout={READ_TIMEOUT_MS}",
-        )  # fmt: skip
-        self._local.conn = conn
-        cursor = self._local.cursor = conn.cursor()
-        with self._opened_lock:
-            self._opened.append(conn)
-        return cursor
-
     def close(self) -> None:
         """Close the connections the reader opened (any thread's)."""
         with self._opened_lock:
@@ -221,6 +186,8 @@ class ViewReader:
             with contextlib.suppress(Exception):
                 conn.close()
         self._local = threading.local()
+        if self._pg is not None:
+            self._pg.close()
 
     # -- cache coherence (called by the projector) ---------------------------------
     def changed(self, keys: Iterable[ContactKey]) -> None:

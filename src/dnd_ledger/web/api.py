@@ -17,13 +17,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dnd_ledger import commands as cmd
-from dnd_ledger import textcheck
 from dnd_ledger.audit_format import audit_csv, render_audit
 from dnd_ledger.cli_output import outcome_json
-from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode, Purpose
-from dnd_ledger.web.auth import TokenBook
+from dnd_ledger.web import metrics
 from dnd_ledger.web.config import ApiToken
+from dnd_ledger.web.fastpath import batch_results
 from dnd_ledger.web.limits import batch_within_limit
 from dnd_ledger.web.params import QueryTime
 from dnd_ledger.web.state import State, any_location, for_location
@@ -308,6 +307,7 @@ def can_send(
         location_id, contact_id, channel, direction=direction, mode=mode,
         as_of=as_of, known_at=known_at, purpose=purpose, at=at,
     )  # fmt: skip
+    metrics.decision(channel.value, decision.allowed)
     return _json(decision.to_json())
 
 
@@ -330,44 +330,11 @@ def can_send_batch(
         raise HTTPException(
             422, f"items: {len(body.items)} checks, over the limit of {state.config.max_batch}"
         )
-    for loc in sorted({i.location_id for i in body.items}):
-        TokenBook.check(token, "read", loc)
-    unavailable: LedgerUnavailable | None = None
-    try:
-        state.ledger.ensure_current()  # one check, started after the request arrived
-    except LedgerUnavailable as e:
-        unavailable = e
-    results = []
-    for item in body.items:
-        result: dict[str, Any] = {
-            "location_id": item.location_id,
-            "contact_id": item.contact_id,
-            "channel": item.channel.value,
-        }
-        bad = textcheck.problem(item.location_id) or textcheck.problem(item.contact_id)
-        if bad is not None:  # checked before any query: this item fails, not the batch
-            result["error"] = {"status": 422, "detail": f"an id {bad}"}
-            results.append(result)
-            continue
-        if unavailable is not None:
-            # Fail closed, item by item: no decision from views that may be stale.
-            result["error"] = {"status": 503, "detail": str(unavailable)}
-            results.append(result)
-            continue
-        try:
-            decision = state.ledger.rules.can_send(
-                item.location_id, item.contact_id, item.channel, direction=item.direction,
-                mode=item.mode, checked=True, purpose=item.purpose, at=item.at,
-            )  # fmt: skip
-            result["decision"] = decision.to_json()
-        except UnknownContact as e:
-            result["error"] = {"status": 404, "detail": str(e)}
-        except LedgerUnavailable as e:  # a read of the views failed for this item
-            result["error"] = {"status": 503, "detail": str(e)}
-        except LedgerError as e:
-            result["error"] = {"status": 422, "detail": str(e)}
-        results.append(result)
-    return _json({"results": results})
+    checks = [
+        (i.location_id, i.contact_id, i.channel, i.mode, i.direction, i.purpose, i.at)
+        for i in body.items
+    ]
+    return _json(batch_results(state, token, checks))
 
 
 AUDIT_TYPES = {

@@ -42,6 +42,7 @@ from dnd_ledger.web import (
     bundle_api,
     contacts_api,
     docs,
+    fastpath,
     metrics,
     pages,
     request_log,
@@ -112,9 +113,11 @@ def _install_handlers(app: FastAPI) -> None:
         return _problem(status, str(exc), headers)
 
     @app.exception_handler(LedgerUnavailable)
-    def on_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # Fail closed: no decision, and a write that was not stored is never a 2xx.
         assert isinstance(exc, LedgerUnavailable)
+        if getattr(request.scope.get("route"), "path", None) == fastpath.CAN_SEND:
+            metrics.decision(request.query_params.get("channel", "?"), None)
         return JSONResponse(unavailable_json(exc), status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(AuthError)
@@ -208,6 +211,7 @@ def create_app(
     app.include_router(contacts_api.router)
     app.include_router(bundle_api.router)
     app.include_router(api_rules.router)
+    fastpath.install(app)  # can-send and can-send:batch without FastAPI's per-request work
     app.include_router(pages.router)
 
     @app.get(

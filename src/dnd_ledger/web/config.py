@@ -193,8 +193,11 @@ class WebConfig(BaseSettings):
         ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are trusted only from
         ``forwarded_allow_ips`` (default: from nobody).
         """
+        from dnd_ledger.web.http_protocol import NAME
+
         proxies = list(self.forwarded_allow_ips)
         return {
+            "http": NAME,  # httptools with max_header_bytes applied, else h11
             "timeout_keep_alive": self.keep_alive_seconds,
             "limit_concurrency": self.max_concurrency,
             "h11_max_incomplete_event_size": self.max_header_bytes,

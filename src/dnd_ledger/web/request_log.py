@@ -29,6 +29,7 @@ LogFormat = Literal["json", "text"]
 LOGGER = logging.getLogger("dnd_ledger.http")
 _DETAIL_BYTES = 2048  # of an error body, to find its "detail"
 _WEBHOOK_PROVIDERS = ("twilio", "mailgun")
+_LOGGED = "dnd_ledger.logged"
 
 
 def configure(fmt: LogFormat) -> None:
@@ -87,9 +88,10 @@ class RequestLog:
         self.enabled = enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _LOGGED in scope:  # (logged by an outer RequestLog)
             await self.app(scope, receive, send)
             return
+        scope[_LOGGED] = True
         started = time.perf_counter()
         status = 500
         error_body = bytearray()

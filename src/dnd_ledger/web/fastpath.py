@@ -1,0 +1,287 @@
+"""The decision routes' fast path: ``GET .../can-send`` and ``POST /v1/can-send:batch``
+without FastAPI's per-request machinery.
+
+The API's routes (``web/api.py``) stay the contract and the OpenAPI document. In
+front of each, :func:`install` puts a bare ASGI route on the same path that
+answers a well-formed request itself: the query or body parsed by dictionary
+look-ups, the bearer token from a table, then the ledger's own call (which
+passes the freshness check of every decision first). Anything else (a missing
+or unknown parameter value, ``as_of``/``known_at``, a body that is not exactly
+the documented shape) is handed, untouched, to the FastAPI route behind, so its
+errors stay FastAPI's. Errors the ledger or the token check raise go to the
+application's exception handlers, as from the FastAPI route: same status, same
+body.
+
+Blocking: on SQLite the decision runs on the event loop (a cached freshness
+check is one ``PRAGMA data_version`` on the thread's read connection, a miss
+one primary-key SELECT, both microseconds); on PostgreSQL each is a network
+round trip, so it runs in the thread pool. A batch always runs in the pool.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match, Route
+from starlette.types import Message, Receive, Scope, Send
+
+from dnd_ledger import textcheck
+from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
+from dnd_ledger.domain.values import Channel, Direction, Mode, Purpose
+from dnd_ledger.web import metrics
+from dnd_ledger.web.auth import TokenBook
+from dnd_ledger.web.config import ApiToken
+from dnd_ledger.web.state import WebState
+
+CAN_SEND = "/v1/locations/{location_id}/contacts/{contact_id}/can-send"
+BATCH = "/v1/can-send:batch"
+
+_CHANNELS = {c.value: c for c in Channel}
+_MODES = {m.value: m for m in Mode}
+_DIRECTIONS = {d.value: d for d in Direction}
+_ITEM_KEYS = frozenset({"location_id", "contact_id", "channel", "mode", "direction"})
+_ID_MAX = 128  # api.Id
+_JSON = b"application/json"
+_TOKENS_KEPT = 1024
+
+T = TypeVar("T")
+
+#: One (location, contact, channel, mode, direction, purpose, at) check of a batch.
+Check = tuple[str, str, Channel, Mode, Direction, Purpose | None, datetime | None]
+
+
+def batch_results(state: WebState, token: ApiToken, checks: list[Check]) -> dict[str, Any]:
+    """``can-send:batch``'s answer: one freshness check for the call, then each item
+    answered in order with its decision or its own error (failing closed item by item)."""
+    for loc in sorted({c[0] for c in checks}):
+        TokenBook.check(token, "read", loc)
+    ledger = state.ledger
+    unavailable: LedgerUnavailable | None = None
+    try:
+        ledger.ensure_current()  # one check, started after the request arrived
+    except LedgerUnavailable as e:
+        unavailable = e
+    results = []
+    for location_id, contact_id, channel, mode, direction, purpose, at in checks:
+        result: dict[str, Any] = {
+            "location_id": location_id,
+            "contact_id": contact_id,
+            "channel": channel.value,
+        }
+        bad = textcheck.problem(location_id) or textcheck.problem(contact_id)
+        if bad is not None:  # checked before any query: this item fails, not the batch
+            result["error"] = {"status": 422, "detail": f"an id {bad}"}
+        elif unavailable is not None:
+            # Fail closed, item by item: no decision from views that may be stale.
+            result["error"] = {"status": 503, "detail": str(unavailable)}
+            metrics.decision(channel.value, None)
+        else:
+            try:
+                decision = ledger.rules.can_send(
+                    location_id, contact_id, channel, direction=direction, mode=mode,
+                    checked=True, purpose=purpose, at=at,
+                )  # fmt: skip
+                result["decision"] = decision.to_json()
+                metrics.decision(channel.value, decision.allowed)
+            except UnknownContact as e:
+                result["error"] = {"status": 404, "detail": str(e)}
+            except LedgerUnavailable as e:  # a read of the views failed for this item
+                result["error"] = {"status": 503, "detail": str(e)}
+                metrics.decision(channel.value, None)
+            except LedgerError as e:
+                result["error"] = {"status": 422, "detail": str(e)}
+        results.append(result)
+    return {"results": results}
+
+
+def _query(scope: Scope) -> tuple[Channel, Mode, Direction] | None:
+    """channel, mode and direction of a query holding only those, each once and valid."""
+    text = scope.get("query_string", b"").decode("latin-1")
+    if "%" in text or "+" in text:
+        pairs = parse_qsl(text, keep_blank_values=True)
+    else:  # nothing to unescape: parse_qsl's split, without its decoding
+        pairs = [(k, v) for k, _, v in (p.partition("=") for p in text.split("&") if p)]
+    found: dict[str, str] = {}
+    for key, value in pairs:
+        if key in found:
+            return None
+        found[key] = value
+    channel = _CHANNELS.get(found.pop("channel", ""))
+    mode = _MODES.get(found.pop("mode", "automated"))
+    direction = _DIRECTIONS.get(found.pop("direction", "outbound"))
+    if found or channel is None or mode is None or direction is None:
+        return None
+    return channel, mode, direction
+
+
+def _id(value: object) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= _ID_MAX else None
+
+
+def _checks(body: bytes, limit: int) -> list[Check] | None:
+    """The items of a body of exactly the documented shape (else None: FastAPI says why)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.keys() != {"items"}:
+        return None
+    items = data["items"]
+    if not isinstance(items, list) or not 0 < len(items) <= limit:
+        return None
+    checks: list[Check] = []
+    for item in items:
+        if not isinstance(item, dict) or not item.keys() <= _ITEM_KEYS:
+            return None
+        loc, cid = _id(item.get("location_id")), _id(item.get("contact_id"))
+        channel = _CHANNELS.get(item.get("channel"))  # type: ignore[arg-type]
+        mode = _MODES.get(item.get("mode", "automated"))
+        direction = _DIRECTIONS.get(item.get("direction", "outbound"))
+        if loc is None or cid is None or channel is None or mode is None or direction is None:
+            return None
+        checks.append((loc, cid, channel, mode, direction, None, None))
+    return checks
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:  # ASGI servers send header names lower-cased
+            found: bytes = value
+            return found
+    return None
+
+
+async def _respond(send: Send, data: Any, *extra: tuple[bytes, bytes]) -> None:
+    body = orjson.dumps(data)
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON), *extra]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
+_DEFERRED = "dnd_ledger.deferred"
+
+
+class _FastRoute(Route):
+    """A route that steps aside for a request it handed on (see :meth:`_Fast.defer`),
+    with exactly its methods (Starlette adds HEAD to GET; FastAPI's routes do not)."""
+
+    def __init__(self, path: str, app: _Fast, method: str) -> None:
+        super().__init__(path, app, methods=[method], include_in_schema=False)
+        self.methods = {method}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if _DEFERRED in scope:
+            return Match.NONE, {}
+        match, child = super().matches(scope)
+        return match, ({**child, "route": self} if match is Match.FULL else child)
+
+
+class _Fast(ABC):
+    """The ASGI app of one fast route."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[bytes, ApiToken] = {}
+
+    @abstractmethod
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    @staticmethod
+    async def defer(scope: Scope, receive: Receive, send: Send) -> None:
+        """Route the request again, past the fast routes: to the FastAPI route."""
+        await scope["app"].router({**scope, _DEFERRED: True}, receive, send)
+
+    def token(self, state: WebState, scope: Scope) -> ApiToken:
+        """The bearer token (AuthError 401 as ever); known headers from a table."""
+        header = _header(scope, b"authorization")
+        found = self._tokens.get(header) if header is not None else None
+        if found is None:
+            found = state.tokens.from_header(None if header is None else header.decode("latin-1"))
+            if len(self._tokens) >= _TOKENS_KEPT:
+                self._tokens.clear()
+            self._tokens[header] = found  # type: ignore[index]
+        return found
+
+    @staticmethod
+    async def run(state: WebState, call: Callable[[], T], *, inline: bool) -> T:
+        return call() if inline else await run_in_threadpool(call)
+
+
+class _CanSend(_Fast):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parsed = _query(scope)
+        if parsed is None:
+            await self.defer(scope, receive, send)
+            return
+        state: WebState = scope["app"].state.web
+        location_id, contact_id = (
+            scope["path_params"]["location_id"],
+            scope["path_params"]["contact_id"],
+        )
+        token = self.token(state, scope)
+        TokenBook.check(token, "read", location_id)
+        channel, mode, direction = parsed
+
+        def decide() -> Any:
+            decision = state.ledger.can_send(
+                location_id, contact_id, channel, direction=direction, mode=mode
+            )
+            metrics.decision(channel.value, decision.allowed)
+            return decision.to_json()
+
+        inline = state.ledger.db.engine != "postgres"
+        await _respond(send, await self.run(state, decide, inline=inline))
+
+
+class _Batch(_Fast):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: WebState = scope["app"].state.web
+        token = self.token(state, scope)
+        TokenBook.check(token, "read")
+        body = await _read_body(receive)
+        checks = _checks(body, state.config.max_batch)
+        if checks is None or not (_header(scope, b"content-type") or b"").startswith(_JSON):
+            await self.defer(scope, _replay(body, receive), send)
+            return
+        await _respond(send, await run_in_threadpool(batch_results, state, token, checks))
+
+
+def install(app: FastAPI) -> None:
+    """Put the fast routes in front of the API's ``can-send`` routes (after the API router
+    is included). The FastAPI routes stay: they document the API and answer the rest."""
+    fast = [
+        _FastRoute(CAN_SEND, _CanSend(), "GET"),
+        _FastRoute(BATCH, _Batch(), "POST"),
+    ]
+    app.router.routes[0:0] = fast
+    from dnd_ledger.web.front import install_front
+
+    install_front(app, fast[0])
