@@ -128,12 +128,16 @@ def write_config(directory: Path) -> Path:
 
 
 def start_server(
-    db: str, config: Path, port: int, workers: int, env: dict[str, str], log: Path
-) -> subprocess.Popen[bytes]:
+    db: str, config: Path, port: int, workers: int, env: dict[str, str], log: Path,
+    request_log: bool = False,
+) -> subprocess.Popen[bytes]:  # fmt: skip
     exe = Path(sys.executable).with_name("dnd-ledger")
     argv = [str(exe), "--db", db, "serve", "--config", str(config), "--port", str(port),
-            "--workers", str(workers), "--no-access-log"]  # fmt: skip
-    out = log.open("wb")
+            "--workers", str(workers),
+            "--access-log" if request_log else "--no-access-log"]  # fmt: skip
+    # The request log's lines (one per request) go to /dev/null: written, not kept.
+    target = Path(os.devnull) if request_log else log
+    out = target.open("wb")
     return wait_ready(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env),
                       port, log, "/healthz")  # fmt: skip
 
@@ -210,6 +214,8 @@ def main() -> None:
     p.add_argument("--pii-key-file", help="PII key file (needed for PostgreSQL)")
     p.add_argument("--workers", type=int, default=1, help="serve --workers (PostgreSQL only)")
     p.add_argument("--reuse", action="store_true", help="skip the build if the store is there")
+    p.add_argument("--with-request-log", action="store_true",
+                   help="also measure serve with its request log on (server ledger+log)")  # fmt: skip
     args = p.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
     wrk_path()
@@ -229,10 +235,12 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     servers: dict[str, tuple[int, int]] = {}
     try:
-        for name in ("ledger", "raw", "fastapi"):
+        names = ("ledger", "raw", "fastapi", *(["ledger+log"] if args.with_request_log else []))
+        for name in names:
             port = free_port()
-            if name == "ledger":
-                proc = start_server(db, config, port, args.workers, env, work / "serve.log")
+            if name.startswith("ledger"):
+                proc = start_server(db, config, port, args.workers, env, work / "serve.log",
+                                    request_log=name == "ledger+log")  # fmt: skip
             else:
                 proc = start_baseline(f"{name}_app", db, port, args.workers, env,
                                       work / f"{name}.log")  # fmt: skip
