@@ -38,6 +38,7 @@ from dnd_ledger.domain.errors import (
 )
 from dnd_ledger.web import api, api_rules, pages, webhooks
 from dnd_ledger.web.auth import AuthError, TokenBook
+from dnd_ledger.web.changes_api import router as changes_router
 from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
 from dnd_ledger.web.limits import RequestGuard
 from dnd_ledger.web.sessions import SessionStore
@@ -192,6 +193,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(api_rules.router)
+    app.include_router(changes_router)
     app.include_router(pages.router)
 
     @app.get(
