@@ -652,6 +652,7 @@ def main() -> None:
 import dnd_ledger.cli_notary  # noqa: E402, F401
 from dnd_ledger import (  # noqa: E402, F401
     cli_changes,
+    cli_delivery,
     cli_ingest,
     cli_rules,
     cli_views,

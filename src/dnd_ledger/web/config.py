@@ -53,6 +53,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from dnd_ledger.delivery.subscriber import Subscribers
 from dnd_ledger.domain.text import NotText, decode_text
 
 Role = Literal["read", "write", "support"]
@@ -139,6 +140,7 @@ class WebConfig(BaseSettings):
     max_concurrency: int = Field(default=1000, ge=1, le=100_000)
     max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     forwarded_allow_ips: tuple[str, ...] = ()
+    subscribers: Subscribers = ()  # change-feed webhooks: see delivery/subscriber.py
 
     @classmethod
     def settings_customise_sources(
