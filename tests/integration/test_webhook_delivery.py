@@ -5,16 +5,21 @@ while other contacts flow, positions and failures kept in the database."""
 from __future__ import annotations
 
 import itertools
+import json
 import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from tests.integration.receiver import receiver
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
+from dnd_ledger.cli import cli
 from dnd_ledger.delivery.subscriber import Subscriber, verify
 from dnd_ledger.delivery.webhooks import Deliverer
 from dnd_ledger.domain.values import Channel
+from dnd_ledger.web.config import ConfigError, load_config
 
 SECRET = "whsec-7Yq2Lp9Vx4Rt8Kz3"
 PHONE = "+14155550100"
@@ -172,3 +177,42 @@ def test_subscriber_config_is_validated() -> None:
     sub = _sub("http://h/", retry_seconds=2, max_retry_seconds=10)
     assert [sub.retry_delay(n) for n in (1, 2, 3, 4, 5)] == [2, 4, 8, 10, 10]
     assert _sub("http://h/").give_up_hours == 24
+
+
+def test_cli_deliver_and_subscribers_status(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.db")
+
+    def run(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(cli, ["--db", db, *args])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    run("init")
+    run("contacts", "add", "loc-1", "ada", "--phone", PHONE)
+    run("dnd", "set", "loc-1", "ada", "--channel", "sms", "--channel", "call", "--actor", "a")
+    with receiver() as rx:
+        config = tmp_path / "ledger.toml"
+        config.write_text(
+            f'[[subscribers]]\nname = "crm"\nurl = "{rx.url}"\nsecret = "{SECRET}"\n'
+            'channels = ["sms"]\n'
+        )
+        assert "sent 1," in run("deliver", "--config", str(config), "--once")
+        status = json.loads(run("subscribers", "status", "--config", str(config), "--json"))
+        assert [
+            (s["name"], s["delivered"], s["behind"], s["pending"]) for s in status["subscribers"]
+        ] == [("crm", 1, 0, 0)]
+        assert "crm" in run("subscribers", "status", "--config", str(config))
+    assert [r.change["channel"] for r in rx.received] == ["sms"]
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert "no [[subscribers]]" in run("deliver", "--config", str(empty), code=1)
+
+
+def test_subscriber_names_must_be_unique_in_the_config(tmp_path: Path) -> None:
+    entry = f'[[subscribers]]\nname = "crm"\nurl = "http://h/"\nsecret = "{SECRET}"\n'
+    config = tmp_path / "ledger.toml"
+    config.write_text(entry + entry)
+    with pytest.raises(ConfigError, match="unique"):
+        load_config(config)
+    config.write_text(entry)
+    assert [s.name for s in load_config(config).subscribers] == ["crm"]
