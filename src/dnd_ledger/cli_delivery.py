@@ -125,3 +125,60 @@ def subscribers_status(c: Ctx, config_path: str | None, as_json: bool) -> None:
         return
     headers = ("name", "position", "behind", "delivered", "pending", "given_up", "last_error")
     click.echo(table(headers, [[r[h] for h in headers] for r in rows]))
+
+
+@cli.command("publish")
+@click.option(
+    "--nats", "nats_url", required=True, help="The NATS server, e.g. nats://127.0.0.1:4222."
+)
+@click.option("--stream", default="DND_CHANGES", show_default=True, help="The JetStream stream.")
+@click.option(
+    "--subject-prefix", default="dnd.changes", show_default=True,
+    help="Changes go to <prefix>.<location>.",
+)  # fmt: skip
+@click.option("--follow", is_flag=True, help="Keep publishing as changes commit.")
+@click.option("--interval", type=click.FloatRange(0.01, 60), default=1.0, show_default=True)
+@click.option(
+    "--lease", type=click.FloatRange(1, 3600), default=15.0, show_default=True,
+    help="SQLite: seconds a killed publisher's lock lasts.",
+)  # fmt: skip
+@pass_ctx
+@ledger_errors
+def publish(
+    c: Ctx, nats_url: str, stream: str, subject_prefix: str, follow: bool, interval: float,
+    lease: float,
+) -> None:  # fmt: skip
+    """Publish each change to NATS JetStream, once, in order.
+
+    Each message has the header Nats-Msg-Id = the change id (JetStream drops a
+    re-publish after a crash); the position advances after JetStream's ack.
+    The stream is created on <prefix>.> if it does not exist.
+
+    Example: dnd-ledger publish --nats nats://127.0.0.1:4222 --follow
+    """
+    import asyncio
+
+    import nats.errors
+
+    from dnd_ledger.delivery.nats_publish import Publisher, run
+
+    _stop_on_sigterm()
+    ledger = c.ledger
+    lock = InstallationLock(ledger, f"publish:{stream}", lease=lease)
+    try:
+        hold_lock(lock, follow, interval, "publisher")
+        publisher = Publisher(ledger, stream=stream, prefix=subject_prefix)
+
+        def report(n: int) -> None:
+            click.echo(f"published {n}")
+            sys.stdout.flush()
+
+        try:
+            asyncio.run(
+                run(publisher, nats_url, follow=follow, interval=interval, report=report,
+                    renew=lock.try_acquire)
+            )  # fmt: skip
+        except (OSError, TimeoutError, nats.errors.Error) as e:
+            raise click.ClickException(f"NATS at {nats_url}: {type(e).__name__}: {e}") from e
+    finally:
+        lock.release()
