@@ -173,3 +173,18 @@ def test_cli_changes_prints_pages_and_reads_on_from_a_cursor(tmp_path: Path) -> 
     assert page["next"] == 2
     assert "DndClearedByUser" in run("changes", "loc-1")
     assert json.loads(run("changes", "loc-2", "--format", "json")) == {"changes": [], "next": 0}
+
+
+class TestReviewChanges:
+    def test_a_review_opened_and_resolved_are_change_records(self, ledger: DndLedger) -> None:
+        ledger.execute(c.RegisterContact("loc-1", "ada", (PHONE,)))
+        ledger.execute(c.ReceiveInbound("loc-1", SMS, PHONE, "please stop texting me", "SM9"))
+        ledger.execute(c.ResolveReview("loc-1", "SM9", "revocation", "rita", "asked to stop"))
+        found = _summary(ledger)
+        assert ("loc-1", "ada", "sms", "none", "review-open", "RevocationSuspected") in found
+        assert found[-1] == (
+            "loc-1", "ada", "sms", "review-open", "review-confirmed", "RevocationConfirmed",
+        )  # fmt: skip
+        state = [x for x in found if x[5] == "RevocationConfirmed" and x[4] == "permanent"]
+        assert len(state) == 1  # the confirmed revocation's own state change, before it
+        assert found.index(state[0]) < len(found) - 1

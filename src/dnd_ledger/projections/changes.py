@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from eventsourcing.persistence import IntegrityError
 
+from dnd_ledger.domain.reviews import CONFIRMED, DISMISSED, SUSPECTED
+
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger
 
@@ -85,14 +87,29 @@ _COLUMNS = (
 )
 
 
-def changes_of(row: tuple[Any, ...]) -> list[tuple[str, str, str]]:
-    """(channel, before, after) of each channel an audit row's event changed."""
-    before, after = orjson.loads(row[0] or "{}"), orjson.loads(row[1] or "{}")
-    return [
+#: A review item's own changes (its channel's "before"/"after" are the item's states).
+REVIEW_STATES = {
+    SUSPECTED: ("none", "review-open"),
+    CONFIRMED: ("review-open", "review-confirmed"),
+    DISMISSED: ("review-open", "review-dismissed"),
+}
+
+
+def changes_of(
+    event: str, channels: str, before_json: str, after_json: str
+) -> list[tuple[str, str, str]]:
+    """(channel, before, after) of each channel an audit row's event changed, then of
+    the review item it opened or resolved, if any."""
+    before, after = orjson.loads(before_json or "{}"), orjson.loads(after_json or "{}")
+    found = [
         (str(ch), str(before.get(ch, "inactive")), str(a))
         for ch, a in after.items()
         if before.get(ch, "inactive") != a
     ]
+    review = REVIEW_STATES.get(event)
+    if review is not None:
+        found += [(ch, *review) for ch in channels.split(",") if ch]
+    return found
 
 
 class ChangeFeed:
@@ -144,7 +161,7 @@ class ChangeFeed:
                 return made
             rows = self.sql.fetchall(
                 "SELECT position, location_id, contact_id, event, aggregate_id, version,"
-                " occurred_at, recorded_at, before, after FROM dnd_audit"
+                " occurred_at, recorded_at, before, after, channels FROM dnd_audit"
                 " WHERE position > ? AND position <= ? ORDER BY position LIMIT ?",
                 (start, upto, batch),
             )
@@ -171,7 +188,7 @@ class ChangeFeed:
             for r in rows:
                 if r[2] is None:
                     continue  # an address's event: no contact state changed
-                for channel, before, after in changes_of((r[8], r[9])):
+                for channel, before, after in changes_of(r[3], r[10] or "", r[8], r[9]):
                     records.append((
                         next_id, int(r[0]), r[1], r[2], channel, before, after, r[3],
                         f"{r[4]}:{r[5]}", r[6], r[7],
