@@ -44,7 +44,7 @@ def _history(db_url: str) -> list[tuple[int, str]]:
         ledger.close()
 
 
-def _deliver(env: dict[str, str], config: Path, *args: str) -> list[str]:
+def _deliver(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "dnd_ledger", "deliver", "--config", str(config), *args]
 
 
@@ -60,7 +60,7 @@ def test_a_killed_deliverer_restarts_losing_and_doubling_nothing(
         config = tmp_path / "ledger.toml"
         config.write_text(f'[[subscribers]]\nname = "crm"\nurl = "{rx.url}"\nsecret = "{SECRET}"\n')
         first = subprocess.Popen(
-            _deliver(env, config, "--follow", "--interval", "0.05", "--lease", "2"),
+            _deliver(config, "--follow", "--interval", "0.05", "--lease", "2"),
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         try:
@@ -69,7 +69,7 @@ def test_a_killed_deliverer_restarts_losing_and_doubling_nothing(
                 time.sleep(0.01)
             # Meanwhile a second deliverer is refused: one per database.
             second = subprocess.run(
-                _deliver(env, config, "--once"), env=env, capture_output=True, text=True,
+                _deliver(config, "--once"), env=env, capture_output=True, text=True,
                 timeout=60,
             )  # fmt: skip
             assert second.returncode == 1, second.stderr
@@ -81,7 +81,7 @@ def test_a_killed_deliverer_restarts_losing_and_doubling_nothing(
         assert 15 <= delivered_before < len(changes), "killed mid-stream"
         time.sleep(2.5)  # the killed process's SQLite lease expires
         again = subprocess.run(
-            _deliver(env, config), env=env, capture_output=True, text=True, timeout=120
+            _deliver(config), env=env, capture_output=True, text=True, timeout=120
         )
         assert again.returncode == 0, again.stderr
         ids = rx.ids()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -253,10 +252,6 @@ def _change(r: tuple[Any, ...]) -> Change:
         int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), str(r[6]),
         str(r[7]), str(r[8]), str(r[9]), str(r[10]),
     )  # fmt: skip
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def feed_of(ledger: DndLedger) -> ChangeFeed:
