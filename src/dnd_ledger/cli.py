@@ -678,7 +678,9 @@ def main() -> None:
 # Command groups defined in their own modules register themselves on import.
 import dnd_ledger.cli_notary  # noqa: E402, F401
 from dnd_ledger import (  # noqa: E402, F401
+    cli_changes,
     cli_contacts,
+    cli_delivery,
     cli_ingest,
     cli_pii,
     cli_rules,

@@ -173,6 +173,16 @@ class Sql:
         c.execute(self.q(statement), tuple(params))
         return [row_values(r) for r in c.fetchall()]
 
+    def table_exists(self, name: str) -> bool:
+        """Whether table ``name`` exists (on PostgreSQL: on the search path)."""
+        if self.engine == "postgres":
+            row = self.fetchone("SELECT to_regclass(?) IS NOT NULL", (name,))
+        else:
+            row = self.fetchone(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            )
+        return bool(row and row[0])
+
     def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self.transaction(commit=False) as c:
             c.execute(self.q(statement), tuple(params))

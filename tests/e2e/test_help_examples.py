@@ -59,6 +59,8 @@ STORY = [
     "dnd-ledger audit loc-1 c-42 --format csv",
     "dnd-ledger audit loc-1 --since 2026-11-01T00:00:00Z --format jsonl",
     "dnd-ledger projections status --json",
+    "dnd-ledger changes loc-1 --after 0 --format jsonl",
+    "dnd-ledger subscribers status --config ledger.toml --json",
     "dnd-ledger projections rebuild audit",
     "dnd-ledger notary status --json",
     "dnd-ledger checkpoint",
@@ -96,6 +98,7 @@ OWN_STEPS = {
 LONG_RUNNING = [
     "dnd-ledger --db ./ledger.db serve --config ledger.toml --port 8000",
     "dnd-ledger notary run --follow",
+    "dnd-ledger deliver --config ledger.toml --follow",
     "dnd-ledger witness serve --key witness.key --state witness-state --log-key ledger.pub",
 ]
 #: Examples that name a machine this test does not have, with what stands in for them.
@@ -106,6 +109,9 @@ ELSEWHERE = {
         "a PostgreSQL host named db; tests/web/test_serve.py runs --workers on PostgreSQL",
     "dnd-ledger checkpoint --witness http://witness.example:7380 --json":
         "a witness at witness.example; tests/integration/test_witness.py runs one",
+    "dnd-ledger publish --nats nats://127.0.0.1:4222 --follow":
+        "it would leave a stream on the machine's NATS; tests/integration/test_nats_publish.py"
+        " runs it with a stream of its own",
     "dnd-ledger proof consistency 1000 2000":
         "a log of 2,000 events; tests/integration/test_notary.py proves consistency",
     "dnd-ledger pii reveal ph_0123456789abcdef0123456789abcdef":
@@ -159,7 +165,13 @@ def test_every_help_example_is_accounted_for() -> None:
 
 
 def _prepare(directory: Path) -> dict[str, str]:
-    (directory / "ledger.toml").write_text(config_toml(public_url="https://ledger.example.com"))
+    subscriber = (  # nobody listens there: deliveries wait and retry
+        '[[subscribers]]\nname = "crm"\nurl = "http://127.0.0.1:9/hooks/dnd"\n'
+        'secret = "a-long-random-value-for-crm-only"\n'
+    )
+    (directory / "ledger.toml").write_text(
+        config_toml(public_url="https://ledger.example.com") + subscriber
+    )
     (directory / "legacy-contacts.csv").write_text(
         "location_id,contact_id,phone,email,dnd\nloc-1,c-7,+14155550107,,true\n"
     )

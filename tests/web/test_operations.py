@@ -122,14 +122,14 @@ def test_text_format_and_turning_the_log_off(tmp_path: Path, web_ledger: DndLedg
     assert log_lines == []
 
 
-def metric(text: str, name: str, **labels: str) -> float:
+def metric(text: str, sample: str, **labels: str) -> float:
     """The value of one sample of the Prometheus text ``text`` (0 when absent)."""
     for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
+        if line.startswith("#") or not line.startswith(sample):
             continue
         head, _, value = line.rpartition(" ")
         found = dict(re.findall(r'(\w+)="([^"]*)"', head))
-        if head.split("{")[0] == name and found == labels:
+        if head.split("{")[0] == sample and found == labels:
             return float(value)
     return 0.0
 
@@ -269,4 +269,21 @@ def test_decisions_the_ledger_could_not_make_are_counted_as_unavailable(
         - metric(before, "dnd_ledger_decisions_total", **labels)
         == 2
     )
-    assert metric(text, "dnd_ledger_decisions_total", channel="sms", result="allowed") == 0
+    allowed = {"channel": "sms", "result": "allowed"}
+    assert metric(text, "dnd_ledger_decisions_total", **allowed) == metric(
+        before, "dnd_ledger_decisions_total", **allowed
+    )
+
+
+def test_metrics_report_the_change_feed_lag(tmp_path: Path, web_ledger: DndLedger) -> None:
+    with app_client(tmp_path, web_ledger) as c:
+        register(c)
+        body, headers = twilio_request(inbound_path(), inbound_form("STOP"))
+        assert c.post(inbound_path(), content=body, headers=headers).status_code == 200
+        behind = metric(c.get("/metrics").text, "dnd_ledger_change_feed_lag_events", name="feed")
+        page = c.get(f"/v1/locations/{L}/changes", headers=bearer(READ))
+        assert page.status_code == 200
+        assert page.json()["changes"]  # reading the feed derives it up to the log
+        after = metric(c.get("/metrics").text, "dnd_ledger_change_feed_lag_events", name="feed")
+    assert behind > 0
+    assert after == 0

@@ -24,6 +24,7 @@ from starlette.routing import Match
 
 from dnd_ledger import __version__
 from dnd_ledger.application import DndLedger
+from dnd_ledger.delivery import backlog
 from dnd_ledger.domain.errors import (
     AlreadyConfirmed,
     AlreadyResolved,
@@ -49,6 +50,7 @@ from dnd_ledger.web import (
     webhooks,
 )
 from dnd_ledger.web.auth import AuthError, TokenBook
+from dnd_ledger.web.changes_api import router as changes_router
 from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
 from dnd_ledger.web.limits import RequestGuard
 from dnd_ledger.web.sessions import SessionStore
@@ -211,6 +213,7 @@ def create_app(
     app.include_router(contacts_api.router)
     app.include_router(bundle_api.router)
     app.include_router(api_rules.router)
+    app.include_router(changes_router)
     fastpath.install(app)  # can-send and can-send:batch without FastAPI's per-request work
     app.include_router(pages.router)
 
@@ -257,6 +260,7 @@ def _install_operations(app: FastAPI, state: WebState) -> None:
     if config.docs:
         docs.install(app)
     if config.metrics:
+        metrics.BACKLOGS.update(backlog.READERS)
 
         @app.get("/metrics", include_in_schema=False)
         def metrics_text(request: Request) -> Response:

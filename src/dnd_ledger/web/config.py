@@ -53,6 +53,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from dnd_ledger.delivery.subscriber import Subscribers
 from dnd_ledger.domain.text import NotText, decode_text
 
 Role = Literal["read", "write", "support"]
@@ -148,6 +149,7 @@ class WebConfig(BaseSettings):
     metrics_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     #: /docs, /redoc and /openapi.json (assets served by the service itself).
     docs: bool = True
+    subscribers: Subscribers = ()  # change-feed webhooks: see delivery/subscriber.py
 
     @classmethod
     def settings_customise_sources(

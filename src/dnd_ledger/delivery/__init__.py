@@ -1,0 +1,1 @@
+"""Changes flowing out of the ledger: signed webhooks to subscribers, NATS JetStream."""
