@@ -13,7 +13,8 @@ import re
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from dnd_ledger import commands as cmd
@@ -283,6 +284,9 @@ def dnd_status(
     return _json(view.to_json())
 
 
+_CAN_SEND_PARAMS = frozenset({"channel", "mode", "direction", "as_of", "known_at", "purpose", "at"})
+
+
 @router.get(
     "/locations/{location_id}/contacts/{contact_id}/can-send",
     tags=["queries"],
@@ -296,6 +300,7 @@ def can_send(
     channel: Channel,
     state: State,
     _: Reader,
+    request: Request,
     mode: Mode = Mode.AUTOMATED,
     direction: Direction = Direction.OUTBOUND,
     as_of: Annotated[QueryTime | None, Query(description="Effective time")] = None,
@@ -303,6 +308,12 @@ def can_send(
     purpose: Annotated[Purpose | None, Query(description="Why it goes out")] = None,
     at: Annotated[QueryTime | None, Query(description="When it would go out")] = None,
 ) -> Response:
+    unknown = sorted(set(request.query_params) - _CAN_SEND_PARAMS)
+    if unknown:  # a misspelt purpose must not silently skip its rules
+        raise RequestValidationError(
+            [{"loc": ("query", k), "msg": "is not a parameter of can-send", "type": "extra_forbidden"}
+             for k in unknown]
+        )  # fmt: skip
     decision = state.ledger.rules.can_send(
         location_id, contact_id, channel, direction=direction, mode=mode,
         as_of=as_of, known_at=known_at, purpose=purpose, at=at,

@@ -20,6 +20,7 @@ round trip, so it runs in the thread pool. A batch always runs in the pool.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
@@ -150,6 +151,33 @@ def _checks(body: bytes, limit: int) -> list[Check] | None:
     return checks
 
 
+class _Repeated(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Repeated(key)
+        found[key] = value
+    return found
+
+
+def repeated_key(body: bytes) -> str | None:
+    """A key that appears twice in one JSON object of ``body`` (parsers keep the last
+    one silently, so ``"channel": "sms", "channel": "email"`` would ask about email)."""
+    try:
+        json.loads(body, object_pairs_hook=_unique)
+    except _Repeated as e:
+        return e.key
+    except ValueError:  # not JSON at all: FastAPI's route says so
+        return None
+    return None
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:  # ASGI servers send header names lower-cased
@@ -158,10 +186,10 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _respond(send: Send, data: Any, *extra: tuple[bytes, bytes]) -> None:
+async def _respond(send: Send, data: Any, *extra: tuple[bytes, bytes], status: int = 200) -> None:
     body = orjson.dumps(data)
     headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON), *extra]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -267,6 +295,11 @@ class _Batch(_Fast):
         token = self.token(state, scope)
         TokenBook.check(token, "read")
         body = await _read_body(receive)
+        if (key := repeated_key(body)) is not None:
+            detail = f"body: the key {key[:40]!r} appears twice in one object"
+            error = {"loc": ["body"], "msg": detail, "type": "value_error"}
+            await _respond(send, {"detail": detail, "errors": [error]}, status=422)
+            return
         checks = _checks(body, state.config.max_batch)
         if checks is None or not (_header(scope, b"content-type") or b"").startswith(_JSON):
             await self.defer(scope, _replay(body, receive), send)

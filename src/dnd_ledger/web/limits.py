@@ -3,7 +3,9 @@
 An ASGI middleware, in this order:
 
 1. A URL under ``/v1/`` whose path or query holds a control character or a
-   bidirectional override is refused (422): ids reach the database only checked.
+   bidirectional override, whose path is not UTF-8, or whose query repeats a
+   parameter is refused (422): ids reach the database only checked, and no part
+   of the service can read another value of a parameter than the rest.
 2. A bearer-only write (``POST`` to the JSON API) without a known bearer token
    is refused (401) from its headers, before a byte of its body is read.
 3. Every body is capped while it is read: ``max_body_bytes`` (1 MB) for the API,
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -46,9 +48,19 @@ def url_problem(scope: Scope) -> str | None:
     path: str = scope.get("path", "")
     if (why := problem(path)) is not None:
         return f"the URL path {why}"
-    query = unquote(scope.get("query_string", b"").decode("latin-1"), errors="replace")
+    if "\ufffd" in path:  # what the server made of bytes that are not UTF-8
+        return "the URL path is not valid UTF-8"
+    raw = scope.get("query_string", b"").decode("latin-1")
+    query = unquote(raw, errors="replace")
     if (why := problem(query)) is not None:
         return f"the query string {why}"
+    # No route takes a list in its query: a repeated parameter is a mistake (or an attempt
+    # to have one part of a stack read the first value and another the last), never chosen.
+    seen: set[str] = set()
+    for key, _ in parse_qsl(raw, keep_blank_values=True):
+        if key in seen:
+            return f"the query parameter {key[:40]!r} is given more than once"
+        seen.add(key)
     return None
 
 
