@@ -23,7 +23,9 @@ def _row(ch: Change) -> tuple[object, ...]:
 
 @cli.command("changes")
 @click.argument("location")
-@click.option("--after", type=click.IntRange(min=0), default=0, help="The last change id seen.")
+@click.option(
+    "--after", type=click.IntRange(0, 2**63 - 1), default=0, help="The last change id seen."
+)
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=100, help="At most this many.")
 @click.option("--follow", is_flag=True, help="Keep printing new changes as they commit.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table")

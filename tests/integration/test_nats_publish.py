@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import SHARED_DATABASES
+from tests.conftest import SHARED_DATABASES, TEST_KEY
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
-from dnd_ledger.delivery.nats_publish import Publisher, subject_token
+from dnd_ledger.delivery.nats_publish import Publisher, ledger_id, subject_token
 from dnd_ledger.delivery.nats_publish import run as run_publisher
 from dnd_ledger.domain.values import Channel
 from dnd_ledger.projections.changes import feed_of
@@ -122,9 +122,10 @@ class TestPublish:
         assert _publish(ledger, name, prefix) == 2
         assert _publish(ledger, name, prefix) == 0  # nothing new: nothing sent
         got = messages(name, prefix)
+        me = ledger_id(ledger)
         assert [(s, i, m["contact_id"], m["after"]) for s, i, m in got] == [
-            (f"{prefix}.loc-1", "1", "ada", "permanent"),
-            (f"{prefix}.loc~2E2", "2", "bob", "active"),
+            (f"{prefix}.loc-1", f"{me}-1", "ada", "permanent"),
+            (f"{prefix}.loc~2E2", f"{me}-2", "bob", "active"),
         ]
 
     def test_a_re_publish_after_a_lost_position_is_dropped_by_jetstream(
@@ -137,7 +138,25 @@ class TestPublish:
         # As if the process died after the acks and before storing its position.
         ledger.sql.execute("UPDATE dnd_publisher_positions SET position = 0")
         assert _publish(ledger, name, prefix) == 0
-        assert [i for _, i, _ in messages(name, prefix)] == ["1", "2"]
+        me = ledger_id(ledger)
+        assert [i for _, i, _ in messages(name, prefix)] == [f"{me}-1", f"{me}-2"]
+
+    def test_another_ledger_on_the_same_stream_is_not_taken_for_a_re_publish(
+        self, ledger: DndLedger, stream: tuple[str, str], tmp_path: Path
+    ) -> None:
+        name, prefix = stream
+        ledger.execute(c.RegisterContact("loc-1", "ada", ("+14155550100",)))
+        ledger.execute(c.SetDnd("loc-1", "ada", (Channel.SMS,), "alice"))
+        assert _publish(ledger, name, prefix) == 1
+        other = DndLedger(str(tmp_path / "other.db"), pii_key=TEST_KEY)  # change ids from 1 again
+        try:
+            other.execute(c.RegisterContact("loc-9", "zed", ("+14155550109",)))
+            other.execute(c.ReceiveInbound("loc-9", Channel.SMS, "+14155550109", "STOP", "SM9"))
+            assert _publish(other, name, prefix) == 1
+        finally:
+            other.close()
+        got = messages(name, prefix)
+        assert [(m["contact_id"], m["id"]) for _, _, m in got] == [("ada", 1), ("zed", 1)]
 
 
 def test_subject_tokens_escape_what_nats_reserves() -> None:
@@ -189,5 +208,5 @@ def test_a_killed_publisher_restarts_and_the_stream_holds_each_change_once_in_or
     finally:
         ledger.close()
     got = messages(name, prefix)
-    assert [int(i) for _, i, _ in got] == list(range(1, total + 1))
+    assert [int(i.rsplit("-", 1)[1]) for _, i, _ in got] == list(range(1, total + 1))
     assert [m["id"] for _, _, m in got] == list(range(1, total + 1))

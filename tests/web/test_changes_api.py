@@ -43,7 +43,8 @@ def test_a_page_after_a_cursor(client: TestClient, web_ledger: DndLedger) -> Non
 
 
 def test_bad_cursors_limits_and_waits_are_422(client: TestClient) -> None:
-    for params in ({"after": -1}, {"after": "x"}, {"limit": 0}, {"limit": 5000}, {"wait": 31}):
+    for params in ({"after": -1}, {"after": "x"}, {"after": 2**63}, {"after": 10**23},
+                   {"limit": 0}, {"limit": 5000}, {"wait": 31}):  # fmt: skip
         assert client.get(PATH, params=params, headers=bearer(READ)).status_code == 422, params
 
 

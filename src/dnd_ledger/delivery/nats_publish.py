@@ -1,7 +1,7 @@
 """The change feed into NATS JetStream, for fan-out beyond one machine.
 
 Each change is published to ``<prefix>.<location>`` (default prefix
-``dnd.changes``) with the header ``Nats-Msg-Id`` set to the change id, and the
+``dnd.changes``) with the header ``Nats-Msg-Id`` set to the ledger's id and the change id, and the
 publisher's position (``dnd_publisher_positions``) advances only after
 JetStream acknowledged it. A publisher killed between the ack and the position
 update publishes that change again after a restart, and JetStream's duplicate
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,23 @@ def subject_of(prefix: str, change: Change) -> str:
     return f"{prefix}.{subject_token(change.location_id)}"
 
 
+def ledger_id(ledger: DndLedger) -> str:
+    """This database's own id, made once: change ids are unique only within one ledger."""
+    ledger.sql.execute(
+        "INSERT INTO dnd_meta (name, value) VALUES ('ledger_id', ?) ON CONFLICT (name) DO NOTHING",
+        (uuid.uuid4().hex,),
+    )
+    row = ledger.sql.fetchone("SELECT value FROM dnd_meta WHERE name = 'ledger_id'")
+    assert row is not None
+    return str(row[0])
+
+
+def msg_id(ledger: str, change_id: int) -> str:
+    """The ``Nats-Msg-Id``: JetStream drops a message whose id it saw within its window, so
+    the id names the ledger too (two ledgers, or a re-created one, on one stream)."""
+    return f"{ledger}-{change_id}"
+
+
 class Publisher:
     def __init__(
         self,
@@ -56,6 +74,7 @@ class Publisher:
         self.stream = stream
         self.prefix = prefix
         self.name = f"nats:{stream}"
+        self.ledger_id = ledger_id(ledger)
         with self.sql.transaction() as c:
             c.execute(POSITIONS)
             c.execute(
@@ -97,7 +116,7 @@ class Publisher:
                     subject_of(self.prefix, change),
                     change.body(),
                     stream=self.stream,
-                    headers={"Nats-Msg-Id": str(change.id)},
+                    headers={"Nats-Msg-Id": msg_id(self.ledger_id, change.id)},
                 )
                 self._advance(change.id)
                 done += 0 if ack.duplicate else 1

@@ -26,7 +26,7 @@ def changes(
     state: State,
     _: Reader,
     after: Annotated[
-        int, Query(ge=0, description="The last change id seen (0: from the start)")
+        int, Query(ge=0, le=2**63 - 1, description="The last change id seen (0: from the start)")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many")] = 100,
     wait: Annotated[
