@@ -72,6 +72,21 @@ def test_several_zones_quiet_in_any_is_quiet() -> None:
     assert quiet(DEFAULT_QUIET, SMS, MKT, utc(17, 0), Place(("US",), ())) is not None
 
 
+def test_a_contact_whose_state_is_unknown_gets_every_states_rule() -> None:
+    # 01:30 UTC on 3 Dec: 20:30 in New York and Florida, 21:30 in Puerto Rico. A contact known
+    # only to be in the US may be in Florida: its 20:00 rule applies (the safe side).
+    anywhere = Place(("US",), ())
+    found = quiet(DEFAULT_QUIET, CALL, MKT, utc(1, 30), anywhere)
+    assert found is not None
+    assert found.rule.name in {"quiet-hours.US-FL", "quiet-hours.US-OK", "quiet-hours.US-MD"}
+    eastern = Place(("US",), ("America/New_York",))
+    assert quiet(DEFAULT_QUIET, CALL, MKT, utc(1, 30), eastern) is not None
+    assert quiet(DEFAULT_QUIET, CALL, MKT, utc(1, 30), NY) is None  # a known state: its rule
+    puerto_rico = quiet(DEFAULT_QUIET, SMS, MKT, utc(1, 30), Place(("US-NY",), ()))
+    assert puerto_rico is not None  # every US zone, Puerto Rico's (21:30) among them
+    assert puerto_rico.zone == "America/Puerto_Rico"
+
+
 def test_regions_from_phonenumbers_descriptions() -> None:
     assert region_from_description("Florida", "US") == "US-FL"
     assert region_from_description("New York, NY", "US") == "US-NY"

@@ -28,6 +28,8 @@ from dnd_ledger.domain.values import Channel, Purpose
 US_ZONES = (
     "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix",
     "America/Los_Angeles", "America/Anchorage", "America/Adak", "Pacific/Honolulu",
+    "America/Puerto_Rico", "America/St_Thomas", "Pacific/Guam", "Pacific/Saipan",
+    "Pacific/Pago_Pago",
 )  # fmt: skip
 
 _STATES = {
@@ -131,12 +133,15 @@ def quiet(
     rules: Sequence[QuietRule], channel: Channel, purpose: Purpose, at: datetime, place: Place
 ) -> Quiet | None:
     """The quiet-hours rule that blocks this message now, or None. The most specific
-    region's rule is reported first; any candidate zone being quiet is enough."""
+    region's rule is reported first; any candidate zone being quiet is enough. A region
+    known only to its country (``US``: no state recorded or found) may be any of its
+    states, so every state's rule applies too (the safe side)."""
     zones = place.zones or US_ZONES
     applicable = [
         r for r in rules
         if channel in r.channels and purpose in r.purposes
-        and any(r.matches(region) for region in place.regions)
+        and any(r.matches(region) or r.region.startswith(f"{region}-")
+                for region in place.regions if region)
     ]  # fmt: skip
     applicable.sort(key=lambda r: -len(r.region))
     for r in applicable:
