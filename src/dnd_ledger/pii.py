@@ -62,6 +62,7 @@ def normalise_email(raw: str) -> str:
     if (
         not at
         or not local
+        or ("@" in local and not (len(local) > 1 and local[0] == local[-1] == '"'))
         or "." not in domain
         or domain.startswith(".")
         or domain.endswith(".")

@@ -703,10 +703,14 @@ class TestRefusals:
         assert ada.history() == before
         ada.fail("history", L, BOB)
 
-    def test_a_bad_email_address_is_refused(self, cli: Cli) -> None:
-        error = cli.fail("contacts", "add", L, BOB, "--email", "bob-at-example")
+    @pytest.mark.parametrize("email", ["bob-at-example", "bob@@example.com", "b@ob@example.com"])
+    def test_a_bad_email_address_is_refused(self, cli: Cli, email: str) -> None:
+        error = cli.fail("contacts", "add", L, BOB, "--email", email)
         assert error == "Error: email address is not valid"
         cli.fail("history", L, BOB)
+
+    def test_a_quoted_local_part_may_hold_an_at_sign(self, cli: Cli) -> None:
+        cli.run("contacts", "add", L, BOB, "--email", '"bob@home"@example.com')
 
     def test_dnd_set_needs_channels_or_all_but_not_both(self, ada: Cli) -> None:
         none = ada.usage_fail("dnd", "set", L, ADA, "--actor", "alice")
