@@ -80,8 +80,8 @@ def judge(
     delay = delay_seconds(opt_out, at)
     if delay > rule.window_seconds:
         return Verdict(False, "confirmation.window-passed",
-                       f"the opt-out at {when} was {delay:g} s ago: the confirmation window "
+                       f"the opt-out at {when} was {delay:.0f} s ago: the confirmation window "
                        f"is {rule.window_seconds} s")  # fmt: skip
     return Verdict(True, "confirmation.within-window",
-                   f"one opt-out confirmation text allowed: opt-out at {when}, {delay:g} s ago "
+                   f"one opt-out confirmation text allowed: opt-out at {when}, {delay:.0f} s ago "
                    f"(window {rule.window_seconds} s), none recorded yet")  # fmt: skip
