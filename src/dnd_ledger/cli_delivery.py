@@ -75,6 +75,10 @@ def deliver(
     config = _config(config_path)
     if not config.subscribers:
         raise click.ClickException("no [[subscribers]] in the configuration: nothing to deliver")
+    from dnd_ledger.web.config import subscriber_secret_problems
+
+    if problems := subscriber_secret_problems(config):
+        raise click.ClickException("refusing to sign with unusable secrets: " + "; ".join(problems))
     _stop_on_sigterm()
     ledger = c.ledger
     lock = InstallationLock(ledger, "deliver", lease=lease)

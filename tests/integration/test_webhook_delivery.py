@@ -206,6 +206,13 @@ def test_cli_deliver_and_subscribers_status(tmp_path: Path) -> None:
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     assert "no [[subscribers]]" in run("deliver", "--config", str(empty), code=1)
+    placeholder = tmp_path / "placeholder.toml"
+    placeholder.write_text(
+        '[[subscribers]]\nname = "crm"\nurl = "http://127.0.0.1:9/"\n'
+        'secret = "<32 random characters>"\n'
+    )
+    refused = run("deliver", "--config", str(placeholder), "--once", code=1)
+    assert "subscribers 'crm': secret is a placeholder" in refused
 
 
 def test_subscriber_names_must_be_unique_in_the_config(tmp_path: Path) -> None:

@@ -307,3 +307,23 @@ def test_the_worker_socket_is_marked_tcp_so_connections_get_nodelay() -> None:
         assert as_tcp(sock) is sock  # already TCP: left as it is
     finally:
         sock.close()
+
+
+def test_a_placeholder_subscriber_secret_keeps_the_service_from_starting(tmp_path: Path) -> None:
+    from dnd_ledger.application import DndLedger
+
+    path = write_config(tmp_path)
+    path.write_text(
+        path.read_text()
+        + '[[subscribers]]\nname = "crm"\nurl = "http://127.0.0.1:9/"\nsecret = "changeme-changeme-1234"\n'
+    )
+    config = load_config(path)
+    assert secret_problems(config) == [
+        "subscribers 'crm': secret is a placeholder or a documented example value"
+    ]
+    ledger = DndLedger("memory:")
+    try:
+        with pytest.raises(ConfigError, match="subscribers 'crm'"):
+            create_app(ledger, config)
+    finally:
+        ledger.close()

@@ -266,7 +266,18 @@ def secret_problems(config: WebConfig) -> list[str]:
         why = secret_problem(config.session_secret.get_secret_value())
         if why:
             problems.append(f"session_secret {why}")
-    return problems
+    return problems + subscriber_secret_problems(config)
+
+
+def subscriber_secret_problems(config: WebConfig) -> list[str]:
+    """Every placeholder or weak ``[[subscribers]]`` secret: a subscriber verifies its
+    webhooks with it, so a documented example value would let anyone forge them."""
+    found = []
+    for sub in config.subscribers:
+        why = secret_problem(sub.secret.get_secret_value())
+        if why:
+            found.append(f"subscribers '{sub.name}': secret {why}")
+    return found
 
 
 def config_warnings(config: WebConfig) -> list[str]:
