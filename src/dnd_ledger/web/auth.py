@@ -56,11 +56,16 @@ class Caller:
     via: str  # "bearer" or "session"
 
 
+_KNOWN_HEADERS = 1024
+
+
 class TokenBook:
     def __init__(self, config: WebConfig, sessions: SessionStore | None = None) -> None:
         self._sessions = sessions
         self._by_hash = {t.sha256: t for t in config.tokens if t.usable}
         self._by_name = {t.name: t for t in config.tokens}
+        #: Authorization headers already found, so a client's every request skips the hash.
+        self._known: dict[str, ApiToken] = {}
         self._key = config.session_key()
         self.session_seconds = int(config.session_hours * 3600)
 
@@ -69,10 +74,17 @@ class TokenBook:
         """The token of an ``Authorization: Bearer ...`` header, or AuthError(401)."""
         if not authorization:
             raise AuthError(401, "missing bearer token: send Authorization: Bearer <token>")
+        found = self._known.get(authorization)
+        if found is not None:
+            return found
         scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise AuthError(401, "the Authorization header must be: Bearer <token>")
-        return self.from_token(value.strip())
+        found = self.from_token(value.strip())
+        if len(self._known) >= _KNOWN_HEADERS:  # only known tokens are kept: bounded anyway
+            self._known.clear()
+        self._known[authorization] = found
+        return found
 
     def from_token(self, token: str) -> ApiToken:
         try:

@@ -50,7 +50,6 @@ _DIRECTIONS = {d.value: d for d in Direction}
 _ITEM_KEYS = frozenset({"location_id", "contact_id", "channel", "mode", "direction"})
 _ID_MAX = 128  # api.Id
 _JSON = b"application/json"
-_TOKENS_KEPT = 1024
 
 T = TypeVar("T")
 
@@ -126,12 +125,8 @@ def _id(value: object) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= _ID_MAX else None
 
 
-def _checks(body: bytes, limit: int) -> list[Check] | None:
+def _checks(data: Any, limit: int) -> list[Check] | None:
     """The items of a body of exactly the documented shape (else None: FastAPI says why)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
     if not isinstance(data, dict) or data.keys() != {"items"}:
         return None
     items = data["items"]
@@ -166,16 +161,19 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def repeated_key(body: bytes) -> str | None:
-    """A key that appears twice in one JSON object of ``body`` (parsers keep the last
-    one silently, so ``"channel": "sms", "channel": "email"`` would ask about email)."""
+_NOT_JSON = object()
+
+
+def _loads(body: bytes) -> Any:
+    """``body`` parsed, or ``_NOT_JSON`` (FastAPI's route says why). A key repeated in one
+    object raises ``_Repeated``: parsers keep the last one silently, so ``"channel": "sms",
+    "channel": "email"`` would ask about email."""
     try:
-        json.loads(body, object_pairs_hook=_unique)
-    except _Repeated as e:
-        return e.key
-    except ValueError:  # not JSON at all: FastAPI's route says so
-        return None
-    return None
+        return json.loads(body, object_pairs_hook=_unique)
+    except _Repeated:
+        raise
+    except ValueError:
+        return _NOT_JSON
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -236,9 +234,6 @@ class _FastRoute(Route):
 class _Fast(ABC):
     """The ASGI app of one fast route."""
 
-    def __init__(self) -> None:
-        self._tokens: dict[bytes, ApiToken] = {}
-
     @abstractmethod
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
@@ -247,20 +242,15 @@ class _Fast(ABC):
         """Route the request again, past the fast routes: to the FastAPI route."""
         await scope["app"].router({**scope, _DEFERRED: True}, receive, send)
 
-    def token(self, state: WebState, scope: Scope) -> ApiToken:
-        """The bearer token (AuthError 401 as ever); known headers from a table."""
-        header = _header(scope, b"authorization")
-        found = self._tokens.get(header) if header is not None else None
-        if found is None:
-            found = state.tokens.from_header(None if header is None else header.decode("latin-1"))
-            if len(self._tokens) >= _TOKENS_KEPT:
-                self._tokens.clear()
-            self._tokens[header] = found  # type: ignore[index]
-        return found
-
     @staticmethod
-    async def run(state: WebState, call: Callable[[], T], *, inline: bool) -> T:
+    async def run(call: Callable[[], T], *, inline: bool) -> T:
         return call() if inline else await run_in_threadpool(call)
+
+
+def bearer(state: WebState, scope: Scope) -> ApiToken:
+    """The request's bearer token (AuthError 401 as ever)."""
+    header = _header(scope, b"authorization")
+    return state.tokens.from_header(None if header is None else header.decode("latin-1"))
 
 
 class _CanSend(_Fast):
@@ -274,7 +264,7 @@ class _CanSend(_Fast):
             scope["path_params"]["location_id"],
             scope["path_params"]["contact_id"],
         )
-        token = self.token(state, scope)
+        token = bearer(state, scope)
         TokenBook.check(token, "read", location_id)
         channel, mode, direction = parsed
 
@@ -286,21 +276,23 @@ class _CanSend(_Fast):
             return decision.to_json()
 
         inline = state.ledger.db.engine != "postgres"
-        await _respond(send, await self.run(state, decide, inline=inline))
+        await _respond(send, await self.run(decide, inline=inline))
 
 
 class _Batch(_Fast):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: WebState = scope["app"].state.web
-        token = self.token(state, scope)
+        token = bearer(state, scope)
         TokenBook.check(token, "read")
         body = await _read_body(receive)
-        if (key := repeated_key(body)) is not None:
-            detail = f"body: the key {key[:40]!r} appears twice in one object"
+        try:
+            data = _loads(body)
+        except _Repeated as e:
+            detail = f"body: the key {e.key[:40]!r} appears twice in one object"
             error = {"loc": ["body"], "msg": detail, "type": "value_error"}
             await _respond(send, {"detail": detail, "errors": [error]}, status=422)
             return
-        checks = _checks(body, state.config.max_batch)
+        checks = None if data is _NOT_JSON else _checks(data, state.config.max_batch)
         if checks is None or not (_header(scope, b"content-type") or b"").startswith(_JSON):
             await self.defer(scope, _replay(body, receive), send)
             return

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.web import metrics
 from dnd_ledger.web.auth import AuthError, TokenBook
-from dnd_ledger.web.fastpath import _CanSend, _query, _respond
+from dnd_ledger.web.fastpath import _query, _respond, bearer
 from dnd_ledger.web.limits import RequestGuard, _no_store, url_problem
 from dnd_ledger.web.request_log import RequestLog
 from dnd_ledger.web.state import WebState
@@ -39,8 +39,10 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 
 def _plain(scope: Scope) -> bool:
-    """A path and query of printable ASCII without escapes: url_problem finds nothing
-    in them (the characters it refuses are controls and non-ASCII), so skip it."""
+    """A path and query of printable ASCII without escapes: url_problem's character
+    checks find nothing in them (they refuse controls and non-ASCII), so skip it. Its
+    other check, a repeated parameter, is ``_query``'s too: such a request goes on to
+    the stack, whose guard refuses it."""
     path: str = scope["path"]
     query: bytes = scope.get("query_string", b"")
     return (
@@ -54,7 +56,6 @@ class Front:
         self.app = app
         self.stack = stack
         self.route = route  # the fast can-send route: its template names the request
-        self.can_send: _CanSend = route.app  # type: ignore[assignment]
         self.inline = app.state.web.ledger.db.engine != "postgres"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,7 +78,7 @@ class Front:
             return False
         state: WebState = self.app.state.web
         try:
-            token = self.can_send.token(state, scope)
+            token = bearer(state, scope)
             TokenBook.check(token, "read", location_id)
         except AuthError:
             return False

@@ -81,12 +81,12 @@ class RequestGuard:
         state = scope["app"].state.web
         if scope.get("method") == "POST" and _BEARER_WRITES.fullmatch(path):
             try:
-                state.tokens.from_header(_header(scope, b"authorization"))
+                state.tokens.from_header(header(scope, b"authorization"))
             except AuthError as e:
                 await _reply(send, e.status, e.detail, [(b"www-authenticate", b"Bearer")])
                 return
         limit = body_limit(path, state.config.max_body_bytes, state.config.max_webhook_bytes)
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _reply(send, 413, f"the body is over the {limit}-byte limit")
             return
@@ -121,7 +121,7 @@ def _no_store(send: Send) -> Send:
     return wrapped
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             text: str = value.decode("latin-1")

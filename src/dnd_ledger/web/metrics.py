@@ -20,7 +20,6 @@ applied), and any backlog a :data:`BACKLOGS` source reports.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 from collections.abc import Callable, Iterator
@@ -31,6 +30,8 @@ from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from dnd_ledger.web.auth import hash_token
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger
@@ -128,8 +129,7 @@ def token_ok(expected_sha256: str | None, authorization: str | None) -> bool:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
-    return hmac.compare_digest(digest, expected_sha256.lower())
+    return hmac.compare_digest(hash_token(token.strip()), expected_sha256.lower())
 
 
 __all__ = [

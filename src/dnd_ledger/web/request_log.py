@@ -24,6 +24,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dnd_ledger.web import metrics
+from dnd_ledger.web.limits import header
 
 LogFormat = Literal["json", "text"]
 LOGGER = logging.getLogger("dnd_ledger.http")
@@ -128,7 +129,7 @@ class RequestLog:
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
             "location": scope.get("path_params", {}).get("location_id"),
-            "token": self.token_name(_header(scope, b"authorization")),
+            "token": self.token_name(header(scope, b"authorization")),
             "reason": _reason(status, error_body),
         }
         LOGGER.info(line(fields, self.fmt))
@@ -145,11 +146,3 @@ def _template(scope: Scope) -> str:
     if "endpoint" in scope and not scope.get("path_params"):
         return str(scope.get("path", ""))  # a route without parameters: its path is its template
     return "(no route)"
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            text: str = value.decode("latin-1")
-            return text
-    return None
