@@ -1,8 +1,12 @@
-"""Sessions end at sign-out for every worker, and cookie forms refuse other sites (item 6)."""
+"""Sessions end at sign-out for every worker, and cookie forms refuse other sites (item 6).
+
+Sessions live in the ledger's database, so every test here runs on SQLite and
+PostgreSQL; "two workers" are two ledgers (two connections) over one database."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,10 +16,32 @@ from dnd_ledger.application import DndLedger
 from dnd_ledger.web.app import create_app
 from dnd_ledger.web.auth import SESSION_COOKIE
 from dnd_ledger.web.config import WebConfig
+from tests.conftest import Clock
 from tests.web.support import PHONE, PUBLIC_URL, READ, L
 
 PAGE = f"/v1/locations/{L}/contacts/ada/audit.html"
 SAME = {"Origin": PUBLIC_URL}
+
+
+KEY = b"web-test-key-0123456789"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def web_ledger(ledger_url: str, clock: Clock) -> Iterator[DndLedger]:
+    """The ledger of these tests, on each backend (overrides the SQLite-only one)."""
+    app = DndLedger(ledger_url, pii_key=KEY, clock=clock)
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 @pytest.fixture
@@ -38,11 +64,16 @@ def sign_in(client: TestClient) -> str:
 
 @pytest.fixture
 def two_workers(
-    web_ledger: DndLedger, web_config: WebConfig
+    web_ledger: DndLedger, web_config: WebConfig, ledger_url: str, clock: Clock
 ) -> Iterator[tuple[TestClient, TestClient]]:
-    """Two apps over one ledger database, as two ``serve --workers`` processes share it."""
-    with browser(web_ledger, web_config) as a, browser(web_ledger, web_config) as b:
-        yield a, b
+    """Two apps over one ledger database, each with its own connections, as two
+    ``serve --workers`` processes share it."""
+    other = DndLedger(ledger_url, pii_key=KEY, clock=clock)
+    try:
+        with browser(web_ledger, web_config) as a, browser(other, web_config) as b:
+            yield a, b
+    finally:
+        other.close()
 
 
 def test_sign_out_ends_the_session_for_every_worker(
