@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
 from dnd_ledger.projections.changes import MAX_PAGE, MAX_WAIT, feed_of
+from dnd_ledger.web.api import _errors
 from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.state import State, for_location
 
@@ -20,6 +21,7 @@ Reader = Annotated[ApiToken, Depends(for_location("read"))]
     "/locations/{location_id}/changes",
     tags=["queries"],
     summary="Changes of contacts' per-channel DND state after a cursor (long-poll with wait)",
+    responses=_errors(401, 403, 422, 503),
 )
 def changes(
     location_id: str,
