@@ -22,6 +22,7 @@ from dnd_ledger.web.config import WebConfig, load_config
 from tests.conftest import Clock
 from tests.web.support import (
     EMAIL,
+    LOC2_READ,
     PHONE,
     READ,
     WRITE,
@@ -219,6 +220,22 @@ def test_every_route_documents_its_statuses(door: TestClient) -> None:
     }
     for path, codes in posts.items():
         assert codes <= set(paths[path]["post"]["responses"]), path
+
+
+def test_every_bearer_route_documents_401_and_403(door: TestClient) -> None:
+    """A route that takes a token can refuse it: 401 (none, unknown) and 403 (role or
+    location), so its OpenAPI entry lists both, as schemathesis checks without a token."""
+    paths = door.get("/openapi.json").json()["paths"]
+    undocumented = [
+        (method.upper(), path, sorted({"401", "403", "422"} - set(op["responses"])))
+        for path, ops in paths.items()
+        for method, op in ops.items()
+        if op.get("security") and not {"401", "403", "422"} <= set(op["responses"])
+    ]
+    assert undocumented == []
+    changes = f"/v1/locations/{L}/changes"
+    assert door.get(changes).status_code == 401
+    assert door.get(changes, headers=bearer(LOC2_READ)).status_code == 403
 
 
 # -- item 7: query times -------------------------------------------------------------------
