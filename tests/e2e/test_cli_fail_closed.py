@@ -91,3 +91,22 @@ def test_query_times_outside_the_range_are_refused(db: Path, when: str) -> None:
         out = run(db, *args)
         assert out.returncode == 1, (args, out.stderr)
         assert "outside the range of times" in out.stderr
+
+
+def test_a_backfilled_rfc_2822_time_in_year_1_is_refused_not_stored_as_2001(
+    db: Path, tmp_path: Path
+) -> None:
+    export = tmp_path / "bounces.csv"
+    export.write_text(
+        'address,code,error,created_at\nbob@example.com,550,x,"Mon, 01 Jan 0001 00:00:00 +0000"\n'
+    )
+    with sqlite3.connect(db) as conn:
+        before = conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]
+    out = run(db, "ingest", str(export), "--format", "mailgun-suppressions", "--location",
+              "loc-1", "--list", "bounces", "--json")  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    summary = json.loads(out.stdout)
+    assert (summary["appended"], summary["rejected"]) == (0, 1)
+    assert summary["errors"][0]["error"].startswith("created_at:")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0] == before

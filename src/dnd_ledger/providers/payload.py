@@ -10,7 +10,10 @@ error log never repeats a phone number, an address or a message body.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -22,6 +25,10 @@ MAX_BODY_BYTES = 10 * 1024
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 M = TypeVar("M", bound=BaseModel)
+
+#: A year written with four digits below 100 (``0001``): not a sign, a colon or a digit
+#: on either side, so zone offsets (``+0100``) and times (``00:00``) do not match.
+_YEAR_BELOW_100 = re.compile(r"(?<![0-9:+-])00[0-9]{2}(?![0-9:])")
 
 
 class PayloadError(ValueError):
@@ -36,6 +43,16 @@ class PayloadError(ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+def rfc2822_time(text: str) -> datetime:
+    """An RFC 2822 date (``Thu, 30 Jul 2015 20:12:33 +0000``), as the standard library
+    reads it, except that a four-digit year below 100 is refused: the library reads
+    ``0001`` as 2001, so year 1 would be stored as a real time 2,000 years later.
+    Raises ``ValueError`` (or what ``parsedate_to_datetime`` raises)."""
+    if _YEAR_BELOW_100.search(text):
+        raise ValueError("the year is below 100")
+    return parsedate_to_datetime(text)
 
 
 def field_name(name: object) -> str:

@@ -20,11 +20,10 @@ import csv
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from dnd_ledger.commands import ReportEmailEvent
 from dnd_ledger.domain.values import EmailSignal
-from dnd_ledger.providers.payload import PayloadError
+from dnd_ledger.providers.payload import PayloadError, rfc2822_time
 
 #: Suppression list name -> the failure reason Mailgun reports for it.
 SUPPRESSION_REASONS = {
@@ -84,7 +83,7 @@ def parse_created_at(text: str) -> datetime:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            parsed = parsedate_to_datetime(value)
+            parsed = rfc2822_time(value)
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)

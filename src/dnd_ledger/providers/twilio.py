@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -38,6 +37,7 @@ from dnd_ledger.providers.payload import (
     check_form,
     decode_utf8,
     field_name,
+    rfc2822_time,
     validate_model,
 )
 
@@ -114,7 +114,7 @@ def _date_sent(value: object) -> object:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         try:
-            parsed = parsedate_to_datetime(text)
+            parsed = rfc2822_time(text)
         except (TypeError, ValueError, IndexError, OverflowError):
             raise ValueError("is not a date (RFC 2822 or ISO 8601)") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:

@@ -11,6 +11,7 @@ import pytest
 
 from dnd_ledger.providers import mailgun, twilio
 from dnd_ledger.providers.payload import MAX_BODY_BYTES, MAX_PAYLOAD_BYTES, PayloadError
+from dnd_ledger.providers.suppressions import parse_created_at
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "providers"
 INBOUND = json.loads((DATA / "twilio" / "inbound-sms.json").read_text(encoding="utf-8"))
@@ -114,6 +115,33 @@ def test_an_inbound_field_of_the_wrong_shape_is_refused(name: str, value: str) -
 )
 def test_a_status_field_of_the_wrong_shape_is_refused(name: str, value: str) -> None:
     assert refused(status, {**STATUS, name: value}).field == name
+
+
+#: Years below 100 written with four digits: the standard library reads 0001 as 2001.
+YEAR_BELOW_100 = ["Mon, 01 Jan 0001 00:00:00 +0000", "Sat, 01 Jan 0026 00:00:00 +0100",
+                  "01 Jan 0049 12:00:00 -0500"]  # fmt: skip
+
+
+@pytest.mark.parametrize("when", YEAR_BELOW_100)
+def test_an_rfc_2822_date_sent_with_a_year_below_100_is_refused(when: str) -> None:
+    assert refused(inbound, {**INBOUND, "DateSent": when}).field == "DateSent"
+
+
+@pytest.mark.parametrize("when", YEAR_BELOW_100)
+def test_an_rfc_2822_suppression_time_with_a_year_below_100_is_refused(when: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_created_at(when)
+    assert caught.value.field == "created_at"
+
+
+@pytest.mark.parametrize(
+    ("when", "utc"),
+    [("Thu, 30 Jul 2015 20:12:33 +0000", "2015-07-30T20:12:33+00:00"),
+     ("Fri, 21 Oct 2011 11:02:55 UTC", "2011-10-21T11:02:55+00:00"),
+     ("Mon, 01 Jan 2001 00:00:00 -0030", "2001-01-01T00:30:00+00:00")],
+)  # fmt: skip
+def test_rfc_2822_dates_with_their_year_in_full_still_parse(when: str, utc: str) -> None:
+    assert parse_created_at(when).isoformat() == utc
 
 
 def test_an_inbound_body_over_ten_kilobytes_is_refused() -> None:
