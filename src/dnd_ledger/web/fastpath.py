@@ -36,9 +36,9 @@ from starlette.types import Message, Receive, Scope, Send
 from dnd_ledger import textcheck
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
 from dnd_ledger.domain.values import Channel, Direction, Mode, Purpose
+from dnd_ledger.settings import ApiToken
 from dnd_ledger.web import metrics
 from dnd_ledger.web.auth import TokenBook
-from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.state import WebState
 
 CAN_SEND = "/v1/locations/{location_id}/contacts/{contact_id}/can-send"
