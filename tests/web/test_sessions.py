@@ -6,7 +6,6 @@ PostgreSQL; "two workers" are two ledgers (two connections) over one database.""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +15,7 @@ from dnd_ledger.application import DndLedger
 from dnd_ledger.web.app import create_app
 from dnd_ledger.web.auth import SESSION_COOKIE
 from dnd_ledger.web.config import WebConfig
-from tests.conftest import Clock
+from tests.conftest import SHARED_DATABASES, Clock
 from tests.web.support import PHONE, PUBLIC_URL, READ, L
 
 PAGE = f"/v1/locations/{L}/contacts/ada/audit.html"
@@ -26,18 +25,14 @@ SAME = {"Origin": PUBLIC_URL}
 KEY = b"web-test-key-0123456789"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "ledger.db")
-    url: str = request.getfixturevalue("pg_url")
-    return url
+#: Sessions are a table every worker shares: each test runs on both shared databases.
+pytestmark = SHARED_DATABASES
 
 
 @pytest.fixture
-def web_ledger(ledger_url: str, clock: Clock) -> Iterator[DndLedger]:
+def web_ledger(db_url: str, clock: Clock) -> Iterator[DndLedger]:
     """The ledger of these tests, on each backend (overrides the SQLite-only one)."""
-    app = DndLedger(ledger_url, pii_key=KEY, clock=clock)
+    app = DndLedger(db_url, pii_key=KEY, clock=clock)
     try:
         yield app
     finally:
@@ -64,11 +59,11 @@ def sign_in(client: TestClient) -> str:
 
 @pytest.fixture
 def two_workers(
-    web_ledger: DndLedger, web_config: WebConfig, ledger_url: str, clock: Clock
+    web_ledger: DndLedger, web_config: WebConfig, db_url: str, clock: Clock
 ) -> Iterator[tuple[TestClient, TestClient]]:
     """Two apps over one ledger database, each with its own connections, as two
     ``serve --workers`` processes share it."""
-    other = DndLedger(ledger_url, pii_key=KEY, clock=clock)
+    other = DndLedger(db_url, pii_key=KEY, clock=clock)
     try:
         with browser(web_ledger, web_config) as a, browser(other, web_config) as b:
             yield a, b
