@@ -48,8 +48,8 @@ from typing import Any
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, EmailSignal
-from dnd_ledger.pii import load_or_create_key
 from dnd_ledger.projections.schema import VIEWS
+from dnd_ledger.storage.pii import load_or_create_key
 
 BUSY_LOCATION, BUSY_CONTACT = "loc-busy", "busy"
 COMMANDS_PER_BATCH = 1_000

@@ -23,10 +23,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
 
 from dnd_ledger import commands as cmd
 from dnd_ledger import textcheck
-from dnd_ledger.cache import DEFAULT_BUDGET, EventBudgetCache
 from dnd_ledger.commands import Command, Outcome
-from dnd_ledger.consent_rules import ConsentRules, locate_contact, record_confirmation
-from dnd_ledger.contact_admin import record_erasure, remove_address
 from dnd_ledger.domain.address import Address, Signal, address_uuid
 from dnd_ledger.domain.contact import Contact, contact_uuid
 from dnd_ledger.domain.decide import Decision, decide, decide_channel
@@ -62,24 +59,27 @@ from dnd_ledger.domain.values import (
     Overall,
     Source,
 )
-from dnd_ledger.erasure import Erasure, erase_personal_data
 from dnd_ledger.idempotency import email_key, legacy_key, request_key
 from dnd_ledger.notary.notary import DEFAULT_EVERY, DEFAULT_INTERVAL, Notary
 from dnd_ledger.notary.signed_note import SigningKey
-from dnd_ledger.persistence import Database, Sql, eventsourcing_env, parse_db_url
-from dnd_ledger.pii import (
+from dnd_ledger.projections.freshness import ViewFreshness
+from dnd_ledger.projections.projector import Projector
+from dnd_ledger.projections.queries import ViewReader
+from dnd_ledger.services.consent_rules import ConsentRules, locate_contact, record_confirmation
+from dnd_ledger.services.contact_admin import record_erasure, remove_address
+from dnd_ledger.services.erasure import Erasure, erase_personal_data
+from dnd_ledger.services.reviews import resolve_review
+from dnd_ledger.storage.cache import DEFAULT_BUDGET, EventBudgetCache
+from dnd_ledger.storage.persistence import Database, Sql, eventsourcing_env, parse_db_url
+from dnd_ledger.storage.pii import (
     KeyMismatch,
     Keyring,
     SqlVault,
     normalise_email,
     normalise_phone,
 )
-from dnd_ledger.projections.freshness import ViewFreshness
-from dnd_ledger.projections.projector import Projector
-from dnd_ledger.projections.queries import ViewReader
-from dnd_ledger.replay import SqlReplayCache
-from dnd_ledger.reviews_service import resolve_review
-from dnd_ledger.transcoding import LedgerTranscoder
+from dnd_ledger.storage.replay import SqlReplayCache
+from dnd_ledger.storage.transcoding import LedgerTranscoder
 
 MAX_ID = 128
 MAX_TEXT = 4096
@@ -1008,7 +1008,7 @@ class DndLedger(Application[UUID]):
 
     def erase_personal_data(self, location_id: str, contact_id: str) -> Erasure:
         """Erase the contact's personal values (addresses, message bodies, opt-in
-        evidence) from the vault; the ledger stays intact. See :mod:`dnd_ledger.erasure`."""
+        evidence) from the vault; the ledger stays intact. See :mod:`dnd_ledger.services.erasure`."""
         return erase_personal_data(self, location_id, contact_id)
 
 

@@ -11,7 +11,7 @@ from dnd_ledger.cli import Ctx, _report, at_option, cli, json_option, ledger_err
 from dnd_ledger.cli_output import emit_json, table
 from dnd_ledger.csv_safe import write_csv
 from dnd_ledger.domain.values import Channel
-from dnd_ledger.reviews_service import review_items
+from dnd_ledger.services.reviews import review_items
 
 
 @cli.group()

@@ -17,7 +17,7 @@ from dnd_ledger.cli_output import table
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.projections.contact_views import CHANNEL_NAMES
 from dnd_ledger.projections.schema import VIEWS
-from dnd_ledger.reviews_service import review_counts
+from dnd_ledger.services.reviews import review_counts
 
 
 @audit.command("trail")

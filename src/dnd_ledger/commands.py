@@ -149,7 +149,7 @@ class RemoveAddress:
 
 @dataclass(frozen=True)
 class RecordErasure:
-    """The record of an erasure (see :mod:`dnd_ledger.contact_admin`): references only."""
+    """The record of an erasure (see :mod:`dnd_ledger.services.contact_admin`): references only."""
 
     location_id: str
     contact_id: str

@@ -22,7 +22,7 @@ from typing import Any
 
 from dnd_ledger.domain.contact import REQUEST_PREFIX, content_key
 from dnd_ledger.domain.errors import InvalidInput
-from dnd_ledger.pii import Keyring
+from dnd_ledger.storage.pii import Keyring
 
 LEGACY_PREFIX = "legacy-import"
 MAX_REQUEST_ID = 256

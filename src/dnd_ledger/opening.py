@@ -16,8 +16,8 @@ import psycopg
 
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.files import SQLITE_SIDECARS
-from dnd_ledger.persistence import Database, _redacted
 from dnd_ledger.settings import Settings
+from dnd_ledger.storage.persistence import Database, _redacted
 
 #: How long to wait for the PostgreSQL server to answer the first connection (seconds).
 CONNECT_TIMEOUT = 3

@@ -21,7 +21,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dnd_ledger.domain.errors import InvalidInput, LedgerUnavailable
-from dnd_ledger.persistence import Database
+from dnd_ledger.storage.persistence import Database
 
 POOL_ENV = "DND_LEDGER_PG_POOL"
 DEFAULT_POOL = 8

@@ -8,13 +8,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from dnd_ledger.application import DndLedger
-from dnd_ledger.cache import DEFAULT_BUDGET
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.domain.policy import Policy, load_policy
 from dnd_ledger.notary.notary import DEFAULT_EVERY, DEFAULT_INTERVAL
 from dnd_ledger.notary.signed_note import NoteError, SigningKey, load_private_key
-from dnd_ledger.persistence import Database, parse_db_url
-from dnd_ledger.pii import load_or_create_key
+from dnd_ledger.storage.cache import DEFAULT_BUDGET
+from dnd_ledger.storage.persistence import Database, parse_db_url
+from dnd_ledger.storage.pii import load_or_create_key
 
 DEFAULT_DB = "./dnd-ledger.db"
 

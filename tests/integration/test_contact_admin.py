@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from dnd_ledger import commands as c
-from dnd_ledger import contact_admin
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.errors import InvalidInput, UnknownContact
 from dnd_ledger.domain.values import AddressKind, Channel, DndKind
 from dnd_ledger.notary.verify import verify_ledger
 from dnd_ledger.projections import contact_views as views
+from dnd_ledger.services import contact_admin
 
 L = "loc-1"
 PHONE, PHONE2, EMAIL = "+14155550100", "+14155550111", "ada@example.com"

@@ -46,9 +46,9 @@ from dnd_ledger.domain.policy import DEFAULT_POLICY
 from dnd_ledger.domain.state import ChannelState, fold, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, EmailSignal, Overall
 from dnd_ledger.idempotency import request_key
-from dnd_ledger.pii import Keyring
 from dnd_ledger.projections.projector import Projector
 from dnd_ledger.projections.schema import VIEWS
+from dnd_ledger.storage.pii import Keyring
 
 KEY = b"test-key-0123456789abcdef"
 P, E = "+14155550100", "ada@example.com"  # Ada's phone and email

@@ -11,7 +11,7 @@ from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.errors import AlreadyResolved, InvalidInput, UnknownReviewItem
 from dnd_ledger.domain.values import Channel, DndKind
-from dnd_ledger.reviews_service import review_counts, review_items
+from dnd_ledger.services.reviews import review_counts, review_items
 
 L, ADA, PHONE = "loc-1", "ada", "+14155550100"
 SMS, CALL = Channel.SMS, Channel.CALL

@@ -10,11 +10,11 @@ from tests.conftest import T0, Clock
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
-from dnd_ledger.cache import EventBudgetCache
 from dnd_ledger.domain.address import Address, address_uuid
 from dnd_ledger.domain.contact import Contact, HistoryNotLoaded, contact_uuid
 from dnd_ledger.domain.state import Effect, Op
 from dnd_ledger.domain.values import Channel, DndKind, Source
+from dnd_ledger.storage.cache import EventBudgetCache
 
 
 @dataclass

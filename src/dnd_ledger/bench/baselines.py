@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dnd_ledger.bench.workload import Crud as CrudIntent
-from dnd_ledger.persistence import Database
+from dnd_ledger.storage.persistence import Database
 
 CHANNEL_COLUMNS = ("email", "sms", "call", "fb", "gmb", "whatsapp")
 

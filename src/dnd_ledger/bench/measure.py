@@ -53,8 +53,8 @@ from dnd_ledger.commands import Command
 from dnd_ledger.domain.contact import contact_uuid
 from dnd_ledger.domain.errors import LedgerError
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel
-from dnd_ledger.persistence import parse_db_url
 from dnd_ledger.projections.schema import VIEWS
+from dnd_ledger.storage.persistence import parse_db_url
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PII_KEY = b"dnd-ledger bench key 0123456789abcdef"

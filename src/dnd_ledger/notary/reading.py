@@ -18,11 +18,11 @@ from dnd_ledger.notary.records import (
     checkpoint_record,
 )
 from dnd_ledger.notary.tree import TreeLevels
-from dnd_ledger.persistence import row_values
+from dnd_ledger.storage.persistence import row_values
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger
-    from dnd_ledger.persistence import Sql
+    from dnd_ledger.storage.persistence import Sql
 
 TRACKING_NAME = "dnd_ledger.notary"
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from dnd_ledger.notary.keychain import note_body
 from dnd_ledger.notary.merkle import CompactRange
 from dnd_ledger.notary.signed_note import Checkpoint, parse_checkpoint_body
-from dnd_ledger.persistence import row_values
+from dnd_ledger.storage.persistence import row_values
 
 TIME_PREFIX = "time "
 

@@ -17,7 +17,7 @@ from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.notary.keychain import sign_handover
 from dnd_ledger.notary.records import CheckpointRecord, format_time
 from dnd_ledger.notary.signed_note import SigningKey, fingerprint, format_vkey
-from dnd_ledger.persistence import row_values
+from dnd_ledger.storage.persistence import row_values
 
 if TYPE_CHECKING:
     from dnd_ledger.notary.notary import Notary

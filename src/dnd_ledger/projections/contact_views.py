@@ -16,7 +16,7 @@ import orjson
 
 from dnd_ledger.domain.errors import InvalidInput, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, AddressKind
-from dnd_ledger.pii import normalise_email, normalise_phone
+from dnd_ledger.storage.pii import normalise_email, normalise_phone
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger

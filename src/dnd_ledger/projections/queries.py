@@ -17,8 +17,8 @@ from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.domain.state import INACTIVE, ChannelState, Effect, Entry, overall
 from dnd_ledger.domain.timecheck import check_query_time
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
-from dnd_ledger.persistence import Database, Sql, row_values
 from dnd_ledger.pg_reads import PgReads
+from dnd_ledger.storage.persistence import Database, Sql, row_values
 
 AUDIT_FIELDS = (
     "position", "location_id", "contact_id", "occurred_at", "recorded_at", "event", "source",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from dnd_ledger.persistence import Sql
+from dnd_ledger.storage.persistence import Sql
 
 #: Serialises CREATE TABLE across processes on PostgreSQL (the ledger uses 74201).
 _LOCK = 74202

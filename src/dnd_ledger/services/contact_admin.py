@@ -7,7 +7,7 @@ person's, whichever number it came from); a user or support clears it the usual 
 
 Erasing records ``PersonalDataErased`` (references and counts, no values), then
 deletes from the vault every value only this contact refers to (see
-:mod:`dnd_ledger.erasure`). The events, their hashes, the DND state and the
+:mod:`dnd_ledger.services.erasure`). The events, their hashes, the DND state and the
 proofs stay as they were: the contact stays suppressed.
 """
 
@@ -19,9 +19,9 @@ from dnd_ledger import commands as cmd
 from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.domain.values import AddressKind, Source
-from dnd_ledger.erasure import Erasure, carry_out, plan_erasure
 from dnd_ledger.idempotency import request_key
-from dnd_ledger.pii import normalise_email, normalise_phone
+from dnd_ledger.services.erasure import Erasure, carry_out, plan_erasure
+from dnd_ledger.storage.pii import normalise_email, normalise_phone
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger, _Unit

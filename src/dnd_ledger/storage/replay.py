@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from dnd_ledger.persistence import Sql
+from dnd_ledger.storage.persistence import Sql
 
 #: Tokens older than this are dropped; at least twice the freshness window (15 min).
 RETENTION = timedelta(hours=1)

@@ -39,7 +39,7 @@ from dnd_ledger.domain.quiet_hours import (
 from dnd_ledger.domain.state import NO_EFFECT, fold
 from dnd_ledger.domain.timecheck import check_query_time
 from dnd_ledger.domain.values import AddressKind, Channel, Direction, Mode, Purpose, Source
-from dnd_ledger.pii import normalise_phone
+from dnd_ledger.storage.pii import normalise_phone
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger, _Unit

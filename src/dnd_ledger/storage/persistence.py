@@ -106,7 +106,7 @@ def eventsourcing_env(db: Database) -> dict[str, str]:
         private_file(Path(db.path))  # 0600 before SQLite opens it: -wal/-shm inherit the mode
         return {
             # Write transactions take the lock first, waiting for it (see sqlite_store).
-            "PERSISTENCE_MODULE": "dnd_ledger.sqlite_store:WaitingSQLiteFactory",
+            "PERSISTENCE_MODULE": "dnd_ledger.storage.sqlite_store:WaitingSQLiteFactory",
             "SQLITE_DBNAME": db.path,
             "SQLITE_LOCK_TIMEOUT": "30",
         }

@@ -23,7 +23,7 @@ import phonenumbers
 from dnd_ledger.domain.errors import InvalidInput, LedgerError
 from dnd_ledger.domain.values import AddressKind
 from dnd_ledger.files import private_dirs
-from dnd_ledger.persistence import Sql
+from dnd_ledger.storage.persistence import Sql
 
 _PREFIX = {AddressKind.PHONE: "ph_", AddressKind.EMAIL: "em_", "text": "tx_"}
 _CHECK_LABEL = b"dnd-ledger pii key check v1"

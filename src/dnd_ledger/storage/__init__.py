@@ -1,0 +1,1 @@
+"""Storage adapters: the only code that knows eventsourcing's recorders and SQL."""
