@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from dnd_ledger.application import StatusView
 from dnd_ledger.commands import Outcome
 from dnd_ledger.domain.decide import Decision
 from dnd_ledger.domain.values import ALL_CHANNELS
+from dnd_ledger.services.queries import StatusView
 from dnd_ledger.textcheck import escape, json_safe
 
 

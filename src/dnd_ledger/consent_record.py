@@ -18,7 +18,8 @@ from urllib.parse import quote
 from dnd_ledger.textcheck import json_safe
 
 if TYPE_CHECKING:
-    from dnd_ledger.application import DndLedger, HistoryItem
+    from dnd_ledger.application import DndLedger
+    from dnd_ledger.services.queries import HistoryItem
 
 CONTEXT = {
     "dpv": "https://w3id.org/dpv#",

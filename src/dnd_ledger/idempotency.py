@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from dnd_ledger.domain.contact import REQUEST_PREFIX, content_key
 from dnd_ledger.domain.errors import InvalidInput
+from dnd_ledger.domain.keys import REQUEST_PREFIX, content_key
 from dnd_ledger.storage.pii import Keyring
 
 LEGACY_PREFIX = "legacy-import"

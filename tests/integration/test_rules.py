@@ -19,6 +19,7 @@ from dnd_ledger.domain.errors import (
     PermanentDnd,
     UnknownContact,
 )
+from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.policy import Policy
 from dnd_ledger.domain.values import (
     ALL_CHANNELS,
@@ -528,6 +529,6 @@ class TestQueriesAndPersonalData:
         register(ledger)
         inbound(ledger, "STOP", "SM1")
         ledger.repository.cache = None  # force a read from storage
-        events = list(ledger.events.get(ledger._load_contact(L, ADA).id))
+        events = list(ledger.events.get(contact_uuid(L, ADA)))
         assert isinstance(events[1].source, Source)
         assert events[1].source is Source.PROVIDER

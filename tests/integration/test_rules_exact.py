@@ -169,7 +169,7 @@ def _every_row(ledger: DndLedger, skip: set[str]) -> Iterator[tuple[str, str]]:
     else:
         tables = ledger.sql.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
     names = {str(t[0]) for t in tables} - skip
-    events_table = str(ledger._sql_recorder.events_table_name).split(".")[-1]
+    events_table = ledger.events_table.split(".")[-1]
     assert {events_table, "dnd_audit", "dnd_status_channels"} <= names
     for name in sorted(names):
         for row in ledger.sql.fetchall(f"SELECT * FROM {name}"):

@@ -11,7 +11,8 @@ from tests.conftest import T0, Clock
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.address import Address, address_uuid
-from dnd_ledger.domain.contact import Contact, HistoryNotLoaded, contact_uuid
+from dnd_ledger.domain.contact import Contact, HistoryNotLoaded
+from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.state import Effect, Op
 from dnd_ledger.domain.values import Channel, DndKind, Source
 from dnd_ledger.storage.cache import EventBudgetCache
@@ -121,7 +122,7 @@ def test_a_compacted_address_gives_its_signals_to_a_contact_that_claims_it_later
 ) -> None:
     ledger = _ledger(clock)
     ledger.execute(c.ReceiveInbound("loc-1", Channel.SMS, P, "STOP", "SM-1"))
-    cached = ledger.repository.cache.get(address_uuid("loc-1", ledger._ref("phone", P)))  # type: ignore[union-attr]
+    cached = ledger.repository.cache.get(address_uuid("loc-1", ledger.keyring.ref("phone", P)))  # type: ignore[union-attr]
     assert isinstance(cached, Address)
     assert cached.signals is None
     clock.advance(minutes=1)

@@ -50,8 +50,8 @@ from dnd_ledger.bench.baselines import Crud, RawDb, RawEvents, StoredRows
 from dnd_ledger.bench.report import Figure, Target, median, percentile
 from dnd_ledger.bench.workload import MIX, Item, Workload
 from dnd_ledger.commands import Command
-from dnd_ledger.domain.contact import contact_uuid
 from dnd_ledger.domain.errors import LedgerError
+from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel
 from dnd_ledger.projections.schema import VIEWS
 from dnd_ledger.storage.persistence import parse_db_url

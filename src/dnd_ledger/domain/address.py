@@ -17,13 +17,13 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from dnd_ledger.domain.contact import _NS
+from dnd_ledger.domain.keys import NAMESPACE
 from dnd_ledger.domain.values import AddressKind, Source
 
 
 @lru_cache(maxsize=200_000)
 def address_uuid(location_id: str, ref: str) -> UUID:
-    return uuid5(_NS, f"address\x1f{location_id}\x1f{ref}")
+    return uuid5(NAMESPACE, f"address\x1f{location_id}\x1f{ref}")
 
 
 @dataclass(frozen=True, slots=True)

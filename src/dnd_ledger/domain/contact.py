@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
@@ -22,33 +20,15 @@ from dnd_ledger.domain.errors import (
     InvalidInput,
     PermanentDnd,
 )
+from dnd_ledger.domain.keys import CONTENT_MARK, REQUEST_PREFIX, contact_uuid
 from dnd_ledger.domain.state import (
-    CONTACT_ORIGIN,
-    Block,
     DndState,
     Effect,
     Entry,
-    Op,
+    describe,
     fold,
 )
-from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Source
-
-_NS = uuid5(NAMESPACE_URL, "urn:dnd-ledger")
-#: Idempotency keys of user and support requests start with this.
-REQUEST_PREFIX = "request:"
-#: Separates a key from the fingerprint of the content it was recorded with.
-CONTENT_MARK = "#content:"
-
-
-def content_key(base: str, fingerprint: str) -> str:
-    """An idempotency key that covers its content: the same base with other content is
-    another request (a legacy row that changed) or a reused request id (refused)."""
-    return f"{base}{CONTENT_MARK}{fingerprint}"
-
-
-@lru_cache(maxsize=200_000)
-def contact_uuid(location_id: str, contact_id: str) -> UUID:
-    return uuid5(_NS, f"contact\x1f{location_id}\x1f{contact_id}")
+from dnd_ledger.domain.values import Channel, Source
 
 
 class Contact(Aggregate):
@@ -408,37 +388,11 @@ def _entry(event: Contact.DndEvent) -> Entry:
     )
 
 
-def describe(block: Block) -> str:
-    kind = "permanent" if block.level is DndKind.PERMANENT else "temporary"
-    origin = "" if block.origin == CONTACT_ORIGIN else f" from address {block.origin[:12]}"
-    code = f" code {block.code}" if block.code else ""
-    return f"{kind} DND by {block.event}{code}{origin} since {block.since.isoformat()}"
-
-
+#: Every DND event class by name (each one nested in Contact).
 EVENT_CLASSES: dict[str, type[Contact.DndEvent]] = {
     cls.__name__: cls
-    for cls in (
-        Contact.DndSetByUser,
-        Contact.DndClearedByUser,
-        Contact.SupportOptInApproved,
-        Contact.OptOutKeyword,
-        Contact.StartReceived,
-        Contact.RevocationSuspected,
-        Contact.CarrierErrorTemporary,
-        Contact.CarrierError30004,
-        Contact.CarrierError21610,
-        Contact.WhatsAppBlocked63014,
-        Contact.CarrierErrorReported,
-        Contact.MailgunPermanentFailure,
-        Contact.MailgunTemporaryFailure,
-        Contact.MailgunComplaint,
-        Contact.MailgunUnsubscribed,
-        Contact.LegacyDndImported,
-        Contact.OptOutConfirmationSent,
-        Contact.ContactLocated,
-        Contact.RevocationConfirmed,
-        Contact.RevocationDismissed,
-    )
+    for cls in vars(Contact).values()
+    if isinstance(cls, type) and issubclass(cls, Contact.DndEvent) and cls is not Contact.DndEvent
 }
 
-__all__ = ["ALL_CHANNELS", "EVENT_CLASSES", "Contact", "Op", "contact_uuid", "describe"]
+__all__ = ["EVENT_CLASSES", "Contact", "HistoryNotLoaded"]

@@ -292,3 +292,10 @@ def fold(
     for e in chosen:
         state.apply(e)
     return state
+
+
+def describe(block: Block) -> str:
+    kind = "permanent" if block.level is DndKind.PERMANENT else "temporary"
+    origin = "" if block.origin == CONTACT_ORIGIN else f" from address {block.origin[:12]}"
+    code = f" code {block.code}" if block.code else ""
+    return f"{kind} DND by {block.event}{code}{origin} since {block.since.isoformat()}"

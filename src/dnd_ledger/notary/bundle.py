@@ -15,8 +15,8 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from dnd_ledger.domain.contact import contact_uuid
 from dnd_ledger.domain.errors import InvalidInput, LedgerError, UnknownContact
+from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.notary.leaf import Leaf, LeafError
 from dnd_ledger.notary.locations import entry_hash, location_tag, parse_locations
 from dnd_ledger.notary.merkle import root_from_leaf_hashes

@@ -1,6 +1,6 @@
 """Purpose-dependent decisions and the commands of the 2025-2027 consent rules.
 
-``can-send --purpose`` starts from the DND decision of :meth:`DndLedger.can_send`
+``can-send --purpose`` starts from the DND decision of ``can_send``
 and applies the rules that depend on why the message goes out: the one
 confirmation text after an opt-out (:mod:`dnd_ledger.domain.confirmation`) and
 quiet hours (:mod:`dnd_ledger.domain.quiet_hours`).
@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dnd_ledger import commands as cmd
 from dnd_ledger.commands import Outcome
@@ -29,6 +29,7 @@ from dnd_ledger.domain.confirmation import (
 )
 from dnd_ledger.domain.decide import Decision
 from dnd_ledger.domain.errors import AlreadyConfirmed, InvalidInput, LedgerUnavailable
+from dnd_ledger.domain.inputs import check_id, required
 from dnd_ledger.domain.quiet_hours import (
     Place,
     check_zone,
@@ -39,16 +40,17 @@ from dnd_ledger.domain.quiet_hours import (
 from dnd_ledger.domain.state import NO_EFFECT, fold
 from dnd_ledger.domain.timecheck import check_query_time
 from dnd_ledger.domain.values import AddressKind, Channel, Direction, Mode, Purpose, Source
+from dnd_ledger.services import queries
+from dnd_ledger.services.ports import Ledger
+from dnd_ledger.services.provider_signals import record_signal
+from dnd_ledger.services.unit_of_work import Unit
 from dnd_ledger.storage.pii import normalise_phone
-
-if TYPE_CHECKING:
-    from dnd_ledger.application import DndLedger, _Unit
 
 
 class ConsentRules:
     """The purpose-dependent rules of one ledger."""
 
-    def __init__(self, app: DndLedger) -> None:
+    def __init__(self, app: Ledger) -> None:
         self.app = app
 
     def can_send(
@@ -65,10 +67,11 @@ class ConsentRules:
         known_at: datetime | None = None,
         checked: bool = False,
     ) -> Decision:
-        """:meth:`DndLedger.can_send`, then the rules for ``purpose`` at ``at`` (default now)."""
+        """``can_send``, then the rules for ``purpose`` at ``at`` (default now)."""
         at = check_query_time("at", at)
-        d = self.app.can_send(location_id, contact_id, channel, direction=direction, mode=mode,
-                              as_of=as_of, known_at=known_at, checked=checked)  # fmt: skip
+        d = queries.can_send(self.app, location_id, contact_id, channel, direction=direction,
+                             mode=mode, as_of=as_of, known_at=known_at,
+                             checked=checked)  # fmt: skip
         if direction is not Direction.OUTBOUND or as_of is not None or known_at is not None:
             return d
         if purpose is Purpose.OPT_OUT_CONFIRMATION and not d.allowed:
@@ -108,7 +111,7 @@ class ConsentRules:
         except Exception as e:  # no answer, no decision: fail closed
             raise LedgerUnavailable(f"cannot read where the contact is: {e}") from e
         located = json.loads(said[0][0]) if said else {}
-        from_numbers = merge_places(_place_of_number(app.reveal(str(r[0]))) for r in refs)
+        from_numbers = merge_places(_place_of_number(app.vault.get(str(r[0]))) for r in refs)
         regions = (located["region"],) if located.get("region") else from_numbers.regions
         zones = (located["time_zone"],) if located.get("time_zone") else from_numbers.zones
         return Place(regions or ("US",), zones)
@@ -149,23 +152,21 @@ class ConsentRules:
             raise LedgerUnavailable(f"cannot read the opt-out's address stream: {e}") from e
 
 
-def record_confirmation(app: DndLedger, unit: _Unit, c: cmd.RecordConfirmation) -> Outcome:
-    from dnd_ledger.application import _check_id, _required
-
-    _check_id("location_id", c.location_id)
+def record_confirmation(app: Ledger, unit: Unit, c: cmd.RecordConfirmation) -> Outcome:
+    check_id("location_id", c.location_id)
     rule = app.policy.confirmation
     if c.channel not in rule.channels:
         raise InvalidInput(
             f"the opt-out confirmation goes by {', '.join(rule.channels)}, not {c.channel}"
         )
-    sid = _required("message_sid", c.message_sid)
-    ref = app._phone_refs([c.to_address])[0]
-    at = app._time(unit, c.occurred_at)
+    sid = required("message_sid", c.message_sid)
+    ref = unit.phone_refs([c.to_address])[0]
+    at = unit.time(c.occurred_at)
     address = unit.address(c.location_id, AddressKind.PHONE, ref)
     key = f"confirmation:{sid}"
     if key in address.keys:
         return Outcome("duplicate", events=(CONFIRMATION_EVENT,), contacts=tuple(address.claimants))
-    signals = app._signals(address)
+    signals = unit.signals(address)
     opt_out = latest_opt_out(signals, c.channel, at)
     if opt_out is None:
         raise InvalidInput(
@@ -187,8 +188,17 @@ def record_confirmation(app: DndLedger, unit: _Unit, c: cmd.RecordConfirmation) 
         "delay_seconds": delay,
         "within_window": delay <= rule.window_seconds,
     }
-    return app._signal(
-        unit, c.location_id, AddressKind.PHONE, ref, CONFIRMATION_EVENT, at, key, NO_EFFECT, detail
+    return record_signal(
+        app,
+        unit,
+        c.location_id,
+        AddressKind.PHONE,
+        ref,
+        CONFIRMATION_EVENT,
+        at,
+        key,
+        NO_EFFECT,
+        detail,
     )
 
 
@@ -211,11 +221,9 @@ def _place_of_number(number: str | None) -> Place:
 _REGION = re.compile(r"^[A-Z]{2}(-[A-Z]{2})?$")
 
 
-def locate_contact(app: DndLedger, unit: _Unit, c: cmd.LocateContact) -> Outcome:
-    from dnd_ledger.application import _check_id
-
-    _check_id("location_id", c.location_id)
-    contact = app._contact(unit, c.location_id, c.contact_id)
+def locate_contact(app: Ledger, unit: Unit, c: cmd.LocateContact) -> Outcome:
+    check_id("location_id", c.location_id)
+    contact = unit.known_contact(c.location_id, c.contact_id)
     detail: dict[str, Any] = {}
     if c.region is not None:
         if not _REGION.fullmatch(c.region):
@@ -228,8 +236,8 @@ def locate_contact(app: DndLedger, unit: _Unit, c: cmd.LocateContact) -> Outcome
             raise InvalidInput(str(e)) from None
     if not detail:
         raise InvalidInput("give a region, a time zone or both")
-    at = app._time(unit, c.occurred_at)
-    app._ready(contact, at)
+    at = unit.time(c.occurred_at)
+    unit.ready(contact, at)
     contact.record(
         "ContactLocated", occurred_at=at, source=Source.USER, actor=c.actor, idempotency_key=None,
         policy_version=app.policy.stamp, effect=NO_EFFECT, detail=detail, timestamp=unit.now,

@@ -13,26 +13,22 @@ proofs stay as they were: the contact stays suppressed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dnd_ledger import commands as cmd
 from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.errors import InvalidInput
+from dnd_ledger.domain.inputs import optional_text, required
 from dnd_ledger.domain.values import AddressKind, Source
 from dnd_ledger.idempotency import request_key
 from dnd_ledger.services.erasure import Erasure, carry_out, plan_erasure
+from dnd_ledger.services.ports import Ledger
+from dnd_ledger.services.unit_of_work import Unit
 from dnd_ledger.storage.pii import normalise_email, normalise_phone
 
-if TYPE_CHECKING:
-    from dnd_ledger.application import DndLedger, _Unit
 
-
-def remove_address(ledger: DndLedger, unit: _Unit, c: cmd.RemoveAddress) -> cmd.Outcome:
-    from dnd_ledger.application import _optional_text, _required
-
-    contact = ledger._contact(unit, c.location_id, c.contact_id)
-    actor = _required("actor", c.actor)
-    reason = _optional_text("reason", c.reason)
+def remove_address(ledger: Ledger, unit: Unit, c: cmd.RemoveAddress) -> cmd.Outcome:
+    contact = unit.known_contact(c.location_id, c.contact_id)
+    actor = required("actor", c.actor)
+    reason = optional_text("reason", c.reason)
     if not c.phones and not c.emails:
         raise InvalidInput("name the address to remove: a phone number or an email address")
     # Keyed references only: the values are not stored again (they may have been erased).
@@ -40,7 +36,7 @@ def remove_address(ledger: DndLedger, unit: _Unit, c: cmd.RemoveAddress) -> cmd.
                                 for p in c.phones))  # fmt: skip
     emails = list(dict.fromkeys(ledger.keyring.ref(AddressKind.EMAIL, normalise_email(e))
                                 for e in c.emails))  # fmt: skip
-    at = ledger._time(unit, c.occurred_at)
+    at = unit.time(c.occurred_at)
     key = request_key(ledger.keyring, c.request_id, "remove address", phones=set(phones),
                       emails=set(emails), actor=actor, reason=reason, at=c.occurred_at)  # fmt: skip
     if contact.has_key(key):
@@ -65,12 +61,10 @@ def remove_address(ledger: DndLedger, unit: _Unit, c: cmd.RemoveAddress) -> cmd.
     )  # fmt: skip
 
 
-def record_erasure(ledger: DndLedger, unit: _Unit, c: cmd.RecordErasure) -> cmd.Outcome:
-    from dnd_ledger.application import _required
-
-    contact = ledger._contact(unit, c.location_id, c.contact_id)
-    actor = _required("actor", c.actor)
-    reason = _required("reason", c.reason)
+def record_erasure(ledger: Ledger, unit: Unit, c: cmd.RecordErasure) -> cmd.Outcome:
+    contact = unit.known_contact(c.location_id, c.contact_id)
+    actor = required("actor", c.actor)
+    reason = required("reason", c.reason)
     contact.trigger_event(
         Contact.PersonalDataErased, timestamp=unit.now, occurred_at=unit.now,
         source=Source.SUPPORT, actor=actor, idempotency_key=None,
@@ -80,9 +74,9 @@ def record_erasure(ledger: DndLedger, unit: _Unit, c: cmd.RecordErasure) -> cmd.
     return cmd.Outcome("appended", events=("PersonalDataErased",), contacts=(c.contact_id,))
 
 
-def erase(ledger: DndLedger, location_id: str, contact_id: str, actor: str, reason: str) -> Erasure:
+def erase(ledger: Ledger, location_id: str, contact_id: str, actor: str, reason: str) -> Erasure:
     """Record the erasure, then delete the values (a rerun finishes an interrupted one)."""
-    with ledger._lock:
+    with ledger.write_lock:
         plan = plan_erasure(ledger, location_id, contact_id)
         ledger.execute(
             cmd.RecordErasure(
@@ -97,7 +91,7 @@ def erase(ledger: DndLedger, location_id: str, contact_id: str, actor: str, reas
         return carry_out(ledger, plan)
 
 
-def belongs_to(ledger: DndLedger, location_id: str, ref: str) -> bool:
+def belongs_to(ledger: Ledger, location_id: str, ref: str) -> bool:
     """Whether the location's events refer to ``ref`` (a token for one location reveals
     only that location's values)."""
     if ref.startswith(("ph_", "em_")):
@@ -112,7 +106,7 @@ def belongs_to(ledger: DndLedger, location_id: str, ref: str) -> bool:
     return bool(rows)
 
 
-def reveal(ledger: DndLedger, ref: str) -> str | None:
+def reveal(ledger: Ledger, ref: str) -> str | None:
     """The value behind a reference, or None when it was erased (or never existed)."""
     if not ref.startswith(("ph_", "em_", "tx_")) or not ref[3:].isalnum():
         raise InvalidInput("not a reference: one starts with ph_, em_ or tx_")

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dnd_ledger.domain.address import Address, address_uuid
 from dnd_ledger.domain.contact import Contact
-
-if TYPE_CHECKING:
-    from dnd_ledger.application import DndLedger
+from dnd_ledger.services.ports import Ledger
+from dnd_ledger.services.queries import load_contact
 
 TABLE = "dnd_erasures"
 
@@ -60,31 +59,31 @@ class Erasure:
         }
 
 
-def create_table(ledger: DndLedger) -> None:
+def create_table(ledger: Ledger) -> None:
     ledger.sql.execute(
         f"CREATE TABLE IF NOT EXISTS {TABLE} (location_id TEXT NOT NULL, "
         "contact_id TEXT NOT NULL, erased_at TEXT NOT NULL, PRIMARY KEY (location_id, contact_id))"
     )
 
 
-def erased_contacts(ledger: DndLedger, location_id: str) -> set[str]:
+def erased_contacts(ledger: Ledger, location_id: str) -> set[str]:
     rows = ledger.sql.fetchall(
         f"SELECT contact_id FROM {TABLE} WHERE location_id = ?", (location_id,)
     )
     return {str(r[0]) for r in rows}
 
 
-def erase_personal_data(ledger: DndLedger, location_id: str, contact_id: str) -> Erasure:
+def erase_personal_data(ledger: Ledger, location_id: str, contact_id: str) -> Erasure:
     """Erase the contact's personal values from the vault (see the module's notes)."""
-    with ledger._lock:
+    with ledger.write_lock:
         return carry_out(ledger, plan_erasure(ledger, location_id, contact_id))
 
 
-def plan_erasure(ledger: DndLedger, location_id: str, contact_id: str) -> Erasure:
+def plan_erasure(ledger: Ledger, location_id: str, contact_id: str) -> Erasure:
     """What erasing the contact would remove and keep (``erased`` is 0: nothing done yet)."""
     create_table(ledger)
-    with ledger._lock:
-        contact = ledger._load_contact(location_id, contact_id)
+    with ledger.write_lock:
+        contact = load_contact(ledger, location_id, contact_id)
         events = list(ledger.events.get(contact.id))
         erased = erased_contacts(ledger, location_id) | {contact_id}
         addresses = _addresses(events)
@@ -105,7 +104,7 @@ def plan_erasure(ledger: DndLedger, location_id: str, contact_id: str) -> Erasur
     return Erasure(location_id, contact_id, 0, tuple(refs), tuple(kept))
 
 
-def carry_out(ledger: DndLedger, plan: Erasure) -> Erasure:
+def carry_out(ledger: Ledger, plan: Erasure) -> Erasure:
     """Remove the planned values from the vault and remember the contact as erased."""
     create_table(ledger)
     ledger.sql.execute(
@@ -127,9 +126,9 @@ def _addresses(events: list[Any]) -> dict[str, str]:
     return found
 
 
-def _sharing(ledger: DndLedger, location_id: str, ref: str, erased: set[str]) -> tuple[str, ...]:
+def _sharing(ledger: Ledger, location_id: str, ref: str, erased: set[str]) -> tuple[str, ...]:
     """The contacts, not erased, that have the address ``ref`` too."""
-    found = ledger._get(address_uuid(location_id, ref))
+    found = ledger.get_aggregate(address_uuid(location_id, ref))
     if not isinstance(found, Address):
         return ()
     return tuple(sorted(c for c in found.claimants if c not in erased))

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dnd_ledger import commands as cmd
 from dnd_ledger.commands import Outcome
 from dnd_ledger.domain.errors import AlreadyResolved, InvalidInput, UnknownReviewItem
+from dnd_ledger.domain.inputs import MAX_TEXT, check_id, required
 from dnd_ledger.domain.reviews import (
     CONFIRMED,
     DISMISSED,
@@ -29,15 +30,15 @@ from dnd_ledger.domain.reviews import (
 from dnd_ledger.domain.scope import scoped
 from dnd_ledger.domain.state import Effect, Op
 from dnd_ledger.domain.values import AddressKind, Channel, DndKind, Source
-
-if TYPE_CHECKING:
-    from dnd_ledger.application import DndLedger, _Unit
+from dnd_ledger.services.ports import Ledger
+from dnd_ledger.services.provider_signals import record_signal
+from dnd_ledger.services.unit_of_work import Unit
 
 _EVENTS = [f"Address.{SUSPECTED}", SUSPECTED, f"Address.{CONFIRMED}", f"Address.{DISMISSED}"]
 
 
 def review_items(
-    app: DndLedger, location_id: str | None = None, *, overdue: bool = False,
+    app: Ledger, location_id: str | None = None, *, overdue: bool = False,
     include_resolved: bool = False,
 ) -> list[ReviewItem]:  # fmt: skip
     """Review items oldest first, from the audit view (checked current first)."""
@@ -66,7 +67,7 @@ def review_items(
     ]  # fmt: skip
 
 
-def review_counts(app: DndLedger, location_id: str | None = None) -> dict[str, dict[str, int]]:
+def review_counts(app: Ledger, location_id: str | None = None) -> dict[str, dict[str, int]]:
     """Open and overdue review items per location (for ``stats``)."""
     now = app.clock()
     out: dict[str, dict[str, int]] = {}
@@ -77,13 +78,11 @@ def review_counts(app: DndLedger, location_id: str | None = None) -> dict[str, d
     return out
 
 
-def resolve_review(app: DndLedger, unit: _Unit, c: cmd.ResolveReview) -> Outcome:
-    from dnd_ledger.application import MAX_TEXT, _check_id, _required
-
-    _check_id("location_id", c.location_id)
-    item = _required("item", c.item)
-    actor = _required("actor", c.actor)
-    note = _required("note", c.note, MAX_TEXT)
+def resolve_review(app: Ledger, unit: Unit, c: cmd.ResolveReview) -> Outcome:
+    check_id("location_id", c.location_id)
+    item = required("item", c.item)
+    actor = required("actor", c.actor)
+    note = required("note", c.note, MAX_TEXT)
     event = RESOLUTIONS.get(c.resolution)
     if event is None:
         raise InvalidInput(f"resolution must be revocation or not-revocation, not {c.resolution!r}")
@@ -97,7 +96,7 @@ def resolve_review(app: DndLedger, unit: _Unit, c: cmd.ResolveReview) -> Outcome
         raise UnknownReviewItem(f"no review item {item!r} in location {c.location_id!r}")
     ref = str(found[0][0])
     address = unit.address(c.location_id, AddressKind.PHONE, ref)
-    signals = app._signals(address)
+    signals = unit.signals(address)
     suspected = next((s for s in signals if s.event == SUSPECTED
                       and s.idempotency_key == f"inbound:{item}"), None)  # fmt: skip
     if suspected is None:
@@ -112,7 +111,7 @@ def resolve_review(app: DndLedger, unit: _Unit, c: cmd.ResolveReview) -> Outcome
     channel = Channel(suspected.detail.get("channel") or "sms")
     detail: dict[str, Any] = {
         "item": item, "address_ref": ref, "resolution": c.resolution,
-        "review_of": suspected.event_id, "note_ref": app._ref("text", note),
+        "review_of": suspected.event_id, "note_ref": unit.ref("text", note),
     }  # fmt: skip
     at: datetime
     if event == CONFIRMED:
@@ -122,10 +121,10 @@ def resolve_review(app: DndLedger, unit: _Unit, c: cmd.ResolveReview) -> Outcome
                         message=f"revocation confirmed by review ({actor})", origin=ref)  # fmt: skip
         effect, detail = scoped(app.policy.revocation_scope, effect, at, detail)
     else:
-        at = app._time(unit, c.occurred_at)
+        at = unit.time(c.occurred_at)
         effect = Effect(Op.CLEAR_REVIEW, (channel,), code="review-dismissed",
                         message=f"not a revocation, by review ({actor})", origin=ref)  # fmt: skip
-    return app._signal(
-        unit, c.location_id, AddressKind.PHONE, ref, event, at, f"review:{item}", effect,
+    return record_signal(
+        app, unit, c.location_id, AddressKind.PHONE, ref, event, at, f"review:{item}", effect,
         detail, source=Source.SUPPORT, actor=actor,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Storage wiring: a database URL becomes an eventsourcing environment.
+"""Database URLs, and SQL on the eventsourcing datastore's connections.
 
 ``./file.db``, ``sqlite:///path`` (the embedded default), ``postgresql://...``
 (production) or ``memory:`` (tests). The ledger's own tables (personal data,
@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
 from dnd_ledger.domain.errors import InvalidInput
-from dnd_ledger.files import private_file
 
 Engine = Literal["sqlite", "postgres", "memory"]
 
@@ -95,37 +92,6 @@ def _login_name() -> str:
         import getpass
 
         return getpass.getuser()
-
-
-def eventsourcing_env(db: Database) -> dict[str, str]:
-    if db.engine == "memory":
-        # An in-memory SQLite database, private to this process: one code path for all.
-        name = f"file:dnd_ledger_{uuid.uuid4().hex}?mode=memory&cache=shared"
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": name}
-    if db.engine == "sqlite":
-        private_file(Path(db.path))  # 0600 before SQLite opens it: -wal/-shm inherit the mode
-        return {
-            # Write transactions take the lock first, waiting for it (see sqlite_store).
-            "PERSISTENCE_MODULE": "dnd_ledger.storage.sqlite_store:WaitingSQLiteFactory",
-            "SQLITE_DBNAME": db.path,
-            "SQLITE_LOCK_TIMEOUT": "30",
-        }
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": db.dbname,
-        "POSTGRES_HOST": db.host,
-        "POSTGRES_PORT": db.port,
-        "POSTGRES_USER": db.user,
-        "POSTGRES_PASSWORD": db.password,
-        "POSTGRES_POOL_SIZE": "4",
-        "POSTGRES_MAX_OVERFLOW": "8",
-        "POSTGRES_CONNECT_TIMEOUT": "10",
-        "POSTGRES_LOCK_TIMEOUT": "30",
-        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
-    }
-    if db.schema:
-        env["POSTGRES_SCHEMA"] = db.schema
-    return env
 
 
 class Cursor(Protocol):

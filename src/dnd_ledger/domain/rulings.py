@@ -1,0 +1,75 @@
+"""What a user's or support's action, or a legacy row, records: the event and its effect.
+
+A ruling is the event's name, its effect and its detail; the service layer records it
+on the contact. Pure functions: the rules of DESIGN §2 as code a test calls without I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dnd_ledger.domain.inputs import drop_none
+from dnd_ledger.domain.state import NO_EFFECT, Effect, Op
+from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind
+
+#: A policy's effect level (temporary, permanent) as the DND kind it sets.
+LEVEL = {"temporary": DndKind.ACTIVE, "permanent": DndKind.PERMANENT}
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """Record ``event`` with ``effect`` and ``detail``."""
+
+    event: str
+    effect: Effect
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """Record nothing; ``detail`` says why."""
+
+    detail: dict[str, Any]
+
+
+def dnd_set_by_user(channels: tuple[Channel, ...], actor: str, reason: str | None) -> Ruling:
+    effect = Effect(
+        Op.BLOCK, channels, DndKind.ACTIVE, code="user",
+        message=reason or f"set by {actor} from the contact record",
+    )  # fmt: skip
+    return Ruling("DndSetByUser", effect, drop_none(reason=reason))
+
+
+def dnd_cleared_by_user(
+    channels: tuple[Channel, ...], actor: str, reason: str | None, suppression_removed: bool
+) -> Ruling:
+    """Lifts temporary DND only (permanent DND and suppressions are guarded by the contact)."""
+    effect = Effect(
+        Op.CLEAR_TEMPORARY, channels, code="user",
+        message=reason or f"cleared by {actor} from the contact record",
+        attested=suppression_removed,
+    )  # fmt: skip
+    detail = drop_none(reason=reason, suppression_removed=suppression_removed or None)
+    return Ruling("DndClearedByUser", effect, detail)
+
+
+def support_opt_in(
+    channels: tuple[Channel, ...], approver: str, ticket: str, evidence_ref: str
+) -> Ruling:
+    """A support-approved opt-in lifts every DND on its channels, permanent ones too."""
+    effect = Effect(
+        Op.CLEAR_ALL, channels, code="support-opt-in",
+        message=f"support-approved opt-in, ticket {ticket}, approved by {approver}",
+    )  # fmt: skip
+    return Ruling("SupportOptInApproved", effect, {"ticket": ticket, "evidence_ref": evidence_ref})
+
+
+def legacy_import(dnd: bool) -> Ruling:
+    """The legacy single flag: on blocks every channel (active DND); off records no effect."""
+    effect = (
+        Effect(Op.BLOCK, ALL_CHANNELS, DndKind.ACTIVE, code="legacy",
+               message="DND was on in the legacy single-flag system")
+        if dnd else NO_EFFECT
+    )  # fmt: skip
+    return Ruling("LegacyDndImported", effect, {"legacy_dnd": dnd})
