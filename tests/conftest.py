@@ -132,13 +132,13 @@ def poison_opt_outs(monkeypatch: pytest.MonkeyPatch) -> None:
     from typing import Any
 
     from dnd_ledger.domain.contact import Contact
-    from dnd_ledger.projections import projector
+    from dnd_ledger.projections.batch import Batch
 
-    take = projector._Batch.take
+    take = Batch.take
 
     def poisoned(self: Any, position: int, event: Any) -> None:
         if isinstance(event, Contact.OptOutKeyword):
             raise OverflowError("date value out of range")
         take(self, position, event)
 
-    monkeypatch.setattr(projector._Batch, "take", poisoned)
+    monkeypatch.setattr(Batch, "take", poisoned)

@@ -11,13 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from dnd_ledger.domain.errors import LedgerUnavailable
-from dnd_ledger.domain.state import INACTIVE, ChannelState, Effect, Entry, overall
+from dnd_ledger.domain.state import INACTIVE, ChannelState, Entry, overall
 from dnd_ledger.domain.timecheck import check_query_time
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
 from dnd_ledger.pg_reads import PgReads
+from dnd_ledger.projections.rows import ENTRY_COLUMNS, entry_from_row, iso
 from dnd_ledger.storage.persistence import Database, Sql, row_values
 
 AUDIT_FIELDS = (
@@ -44,34 +43,6 @@ def _state(row: tuple[Any, ...]) -> ChannelState:
         message=message,
         event=event,
         event_id=event_id,
-    )
-
-
-_EFFECTS: dict[str, Effect] = {}
-
-
-def _effect(data: str) -> Effect:
-    """An effect from its stored JSON; many events share one (same STOP, same address)."""
-    effect = _EFFECTS.get(data)
-    if effect is None:
-        if len(_EFFECTS) > 50_000:
-            _EFFECTS.clear()
-        effect = _EFFECTS[data] = Effect.from_dict(orjson.loads(data))
-    return effect
-
-
-#: The audit columns an :class:`Entry` of the fold is made from (see :func:`entry_from_row`).
-ENTRY_COLUMNS = "occurred_at, recorded_at, version, event, aggregate_id, effect_data"
-
-
-def entry_from_row(r: tuple[Any, ...]) -> Entry:
-    return Entry(
-        occurred_at=datetime.fromisoformat(r[0]),
-        recorded_at=datetime.fromisoformat(r[1]),
-        seq=int(r[2]),
-        event=str(r[3]),
-        event_id=f"{r[4]}:{r[2]}",
-        effect=_effect(r[5]),
     )
 
 
@@ -283,8 +254,6 @@ class ViewReader:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        from dnd_ledger.projections.projector import iso
-
         since = check_query_time("since", since)
         until = check_query_time("until", until)
         columns = ", ".join("effect_data" if f == "reason" else f for f in AUDIT_FIELDS)

@@ -1,10 +1,14 @@
-"""Turning decoded events into view rows: the pure part of the projector."""
+"""View rows to and from domain values: the pure part the projector and the readers share.
+
+Events become rows here (a contact's state through a batch, the before/after and
+effect words of an audit row), and audit rows become the fold's entries again.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -104,3 +108,48 @@ def evidence_of(detail: dict[str, Any]) -> str | None:
         if detail.get(key):
             return str(detail[key])
     return None
+
+
+def iso(t: datetime) -> str:
+    """A time as the views store it: UTC, ISO 8601 to the microsecond."""
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    return t.isoformat(timespec="microseconds")
+
+
+def dumps(obj: Any) -> str:
+    """JSON as the views store it (sorted keys), for effect data and detail."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def text(v: Any) -> str | None:
+    """An enum's value or any other value as text (None stays None)."""
+    return None if v is None else str(v.value if hasattr(v, "value") else v)
+
+
+_EFFECTS: dict[str, Effect] = {}
+
+
+def _effect(data: str) -> Effect:
+    """An effect from its stored JSON; many events share one (same STOP, same address)."""
+    effect = _EFFECTS.get(data)
+    if effect is None:
+        if len(_EFFECTS) > 50_000:
+            _EFFECTS.clear()
+        effect = _EFFECTS[data] = Effect.from_dict(orjson.loads(data))
+    return effect
+
+
+#: The audit columns an :class:`Entry` of the fold is made from (see :func:`entry_from_row`).
+ENTRY_COLUMNS = "occurred_at, recorded_at, version, event, aggregate_id, effect_data"
+
+
+def entry_from_row(r: tuple[Any, ...]) -> Entry:
+    return Entry(
+        occurred_at=datetime.fromisoformat(r[0]),
+        recorded_at=datetime.fromisoformat(r[1]),
+        seq=int(r[2]),
+        event=str(r[3]),
+        event_id=f"{r[4]}:{r[2]}",
+        effect=_effect(r[5]),
+    )

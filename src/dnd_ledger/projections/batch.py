@@ -1,0 +1,305 @@
+"""One batch of events turned into view rows, per view, and written in one go.
+
+The projector hands a batch its events in log order (:meth:`Batch.take`); the batch
+reads what earlier batches left (a contact's status row, an address), builds the
+rows of each view still behind the event, and :meth:`Batch.write` writes them in the
+projector's transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from dnd_ledger.domain.address import Address
+from dnd_ledger.domain.contact import Contact
+from dnd_ledger.domain.state import DndState, Effect, Entry
+from dnd_ledger.domain.values import ALL_CHANNELS
+from dnd_ledger.storage.persistence import Sql
+from dnd_ledger.projections.rows import (
+    ENTRY_COLUMNS,
+    NAME,
+    ContactView,
+    changed,
+    dumps,
+    effect_words,
+    entry_from_row,
+    evidence_of,
+    iso,
+    stats_keys,
+    text,
+)
+
+
+class Batch:
+    """Rows one batch produces, accumulated in memory, written in one go."""
+
+    def __init__(
+        self,
+        sql: Sql,
+        cached: dict[str, ContactView],
+        addresses: dict[str, tuple[str, str, str]],
+        positions: dict[str, int],
+        c: Any = None,
+    ) -> None:
+        self.sql = sql
+        self.cached = cached  # contacts earlier batches left, kept by the projector
+        self.c = c  # the writer's open transaction, when projecting its own events
+        self.last = 0
+        self.positions = positions
+        self.contacts: dict[str, ContactView] = {}
+        self.stats_before: dict[str, Counter[tuple[str, str]]] = {}
+        self.addresses = addresses  # id -> (location, ref, kind), kept by the projector
+        self.audit: list[tuple[Any, ...]] = []
+        self.new_addresses: list[tuple[str, str, str, str]] = []
+        self.index: list[tuple[str, str, str, str, str]] = []
+        self.unindex: set[tuple[str, str, str]] = set()  # (location, ref, contact) released
+
+    def _fetchall(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self.c is not None:
+            return self.sql.fetchall_in(self.c, statement, params)
+        return self.sql.fetchall(statement, params)
+
+    def wants(self, view: str, position: int) -> bool:
+        return self.positions[view] < position
+
+    # -- reading what earlier batches left ---------------------------------------------
+    def prefetch(self, ids: set[str]) -> None:
+        """Load, in a few queries, the rows of every aggregate the batch touches."""
+        cached = self.cached
+        missing = [i for i in ids if i not in cached and i not in self.addresses]
+        for chunk in _chunks(missing, 500):
+            marks = ", ".join("?" * len(chunk))
+            for row in self._fetchall(
+                "SELECT aggregate_id, location_id, contact_id, version, last_occurred, state"
+                f" FROM dnd_status_contacts WHERE aggregate_id IN ({marks})",
+                chunk,
+            ):
+                cached[row[0]] = ContactView(
+                    aggregate_id=row[0],
+                    location_id=row[1],
+                    contact_id=row[2],
+                    version=int(row[3]),
+                    last_occurred=datetime.fromisoformat(row[4]) if row[4] else None,
+                    state=DndState.from_list(orjson.loads(row[5])),
+                )
+            for row in self._fetchall(
+                "SELECT aggregate_id, location_id, ref, kind"
+                f" FROM dnd_addresses WHERE aggregate_id IN ({marks})",
+                chunk,
+            ):
+                self.addresses[row[0]] = (str(row[1]), str(row[2]), str(row[3]))
+
+    def contact(self, aggregate_id: str) -> ContactView | None:
+        cv = self.contacts.get(aggregate_id)
+        if cv is not None:
+            return cv
+        cv = self.cached.get(aggregate_id)
+        if cv is None:
+            return None
+        self.contacts[aggregate_id] = cv
+        self.stats_before[aggregate_id] = stats_keys(cv)
+        return cv
+
+    def address(self, aggregate_id: str) -> tuple[str, str, str]:
+        found = self.addresses.get(aggregate_id)
+        if found is None:
+            rows = self._fetchall(
+                "SELECT location_id, ref, kind FROM dnd_addresses WHERE aggregate_id = ?",
+                (aggregate_id,),
+            )
+            row = rows[0] if rows else None
+            if row is None:
+                raise RuntimeError(f"address {aggregate_id} has no Seen event before its others")
+            found = (str(row[0]), str(row[1]), str(row[2]))
+            self.addresses[aggregate_id] = found
+        return found
+
+    def history(self, cv: ContactView) -> list[Entry]:
+        rows = self._fetchall(
+            f"SELECT {ENTRY_COLUMNS} FROM dnd_audit WHERE location_id = ? AND contact_id = ?"
+            " AND effect_data != '{}' ORDER BY position",
+            (cv.location_id, cv.contact_id),
+        )
+        stored = [entry_from_row(r) for r in rows]
+        return [*stored, *cv.batch_entries]
+
+    # -- taking events -----------------------------------------------------------------
+    def take(self, position: int, event: Any) -> None:
+        if isinstance(event, Contact.Event):
+            self._contact_event(position, event)
+        elif isinstance(event, Address.Event):
+            self._address_event(position, event)
+
+    def _contact_event(self, position: int, e: Any) -> None:
+        aid = str(e.originator_id)
+        if not self.wants("status", position):
+            return
+        if isinstance(e, Contact.Registered):
+            cv = ContactView(
+                aid, e.location_id, e.contact_id, version=e.originator_version, new=True
+            )
+            self.contacts[aid] = cv
+            self.stats_before[aid] = Counter()
+            cv.dirty.update(ALL_CHANNELS)
+        else:
+            found = self.contact(aid)
+            if found is None:
+                raise RuntimeError(f"contact {aid} has events before its registration")
+            cv = found
+        before = cv.statuses()
+        detail: dict[str, Any]
+        if isinstance(e, Contact.DndEvent):
+            effect = Effect.from_dict(e.effect)
+            entry = Entry(
+                occurred_at=e.occurred_at, recorded_at=e.timestamp, seq=e.originator_version,
+                event=type(e).__name__, event_id=f"{aid}:{e.originator_version}", effect=effect,
+            )  # fmt: skip
+            late = cv.last_occurred is not None and entry.occurred_at < cv.last_occurred
+            cv.take(entry, self.history(cv) if late else None)
+            channels, words, effect_data = effect.touched, effect_words(effect), e.effect
+            detail = e.detail
+        else:
+            cv.version = e.originator_version
+            channels, words, effect_data = (), "none", {}
+            detail = {k: list(getattr(e, k)) for k in ("phones", "emails") if hasattr(e, k)}
+            detail.update(getattr(e, "detail", {}))
+        before_s, after_s = changed(before, cv.statuses(), channels)
+        self.audit.append((
+            position, aid, e.originator_version, cv.location_id, cv.contact_id, None,
+            iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), type(e).__name__,
+            text(getattr(e, "source", None)), getattr(e, "actor", None),
+            ",".join(NAME[c] for c in channels), words, dumps(effect_data), before_s, after_s,
+            getattr(e, "idempotency_key", None), getattr(e, "policy_version", None),
+            evidence_of(detail), dumps(detail),
+        ))  # fmt: skip
+
+    def _address_event(self, position: int, e: Any) -> None:
+        aid = str(e.originator_id)
+        if isinstance(e, Address.Seen):
+            self.addresses[aid] = (e.location_id, e.ref, str(e.kind))
+            if self.wants("addresses", position):
+                self.new_addresses.append((aid, e.location_id, e.ref, str(e.kind)))
+        location_id, ref, kind = self.address(aid)
+        if isinstance(e, Address.Claimed) and self.wants("addresses", position):
+            self.unindex.discard((location_id, ref, e.contact_id))
+            self.index.append((location_id, ref, e.contact_id, kind, iso(e.occurred_at)))
+        if isinstance(e, Address.Released) and self.wants("addresses", position):
+            self.index = [r for r in self.index if r[:3] != (location_id, ref, e.contact_id)]
+            self.unindex.add((location_id, ref, e.contact_id))
+        if not self.wants("audit", position):
+            return
+        name, channels, words, effect_data, detail = "Address.Seen", "", "none", "{}", {}
+        source = actor = key = policy = None
+        if isinstance(e, Address.Claimed | Address.Released):
+            name, detail = f"Address.{type(e).__name__}", {"contact_id": e.contact_id}
+        elif isinstance(e, Address.SignalRecorded):
+            effect = Effect.from_dict(e.effect)
+            name, words = f"Address.{e.event}", effect_words(effect)
+            channels = ",".join(NAME[c] for c in effect.channels)
+            effect_data, detail = dumps(e.effect), e.detail
+            source, actor, key, policy = (
+                text(e.source),
+                e.actor,
+                e.idempotency_key,
+                e.policy_version,
+            )
+        self.audit.append((
+            position, aid, e.originator_version, location_id, None, ref,
+            iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), name, source, actor,
+            channels, words, effect_data, "{}", "{}", key, policy, evidence_of(detail),
+            dumps(detail),
+        ))  # fmt: skip
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, c: Any) -> None:
+        q = self.sql.q
+        if self.new_addresses:
+            c.executemany(
+                q(
+                    "INSERT INTO dnd_addresses (aggregate_id, location_id, ref, kind) VALUES (?, ?, ?, ?)"
+                ),
+                self.new_addresses,
+            )
+        if self.unindex:
+            c.executemany(
+                q(
+                    "DELETE FROM dnd_address_index WHERE location_id = ? AND ref = ? AND contact_id = ?"
+                ),
+                sorted(self.unindex),
+            )
+        if self.index:
+            c.executemany(
+                q("INSERT INTO dnd_address_index (location_id, ref, contact_id, kind, since)"
+                  " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                self.index,
+            )  # fmt: skip
+        if self.audit:
+            c.executemany(q(_AUDIT_INSERT), [r for r in self.audit if self.wants("audit", r[0])])
+        self._write_status(c)
+
+    def _write_status(self, c: Any) -> None:
+        q = self.sql.q
+        contacts, channel_rows, stats = [], [], Counter[tuple[str, str, str]]()
+        for aid, cv in self.contacts.items():
+            contacts.append((
+                aid, cv.location_id, cv.contact_id, NAME[cv.overall], cv.version,
+                iso(cv.last_occurred) if cv.last_occurred else None, dumps(cv.state.to_list()),
+            ))  # fmt: skip
+            # When the overall status moved, every channel row carries the new one.
+            before = self.stats_before.get(aid, Counter())
+            overall_moved = cv.new or before.get(("overall", NAME[cv.overall]), 0) == 0
+            for ch in ALL_CHANNELS if overall_moved else sorted(cv.dirty):
+                s = cv.channels[ch]
+                channel_rows.append((
+                    cv.location_id, cv.contact_id, NAME[ch], NAME[s.status],
+                    iso(s.since) if s.since else None, s.code, s.message, s.event, s.event_id,
+                    NAME[cv.overall],
+                ))  # fmt: skip
+            after = stats_keys(cv)
+            for key in set(before) | set(after):
+                delta = after[key] - before[key]
+                if delta:
+                    stats[(cv.location_id, *key)] += delta
+        if contacts:
+            c.executemany(q(_CONTACT_UPSERT), contacts)
+        if channel_rows:
+            c.executemany(q(_CHANNEL_UPSERT), channel_rows)
+        if stats:
+            c.executemany(
+                q("INSERT INTO dnd_stats (location_id, dimension, value, count) VALUES (?, ?, ?, ?)"
+                  " ON CONFLICT (location_id, dimension, value) DO UPDATE"
+                  " SET count = dnd_stats.count + excluded.count"),
+                [(*k, v) for k, v in stats.items() if v],
+            )  # fmt: skip
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+_AUDIT_INSERT = (
+    "INSERT INTO dnd_audit (position, aggregate_id, version, location_id, contact_id,"
+    " address_ref, occurred_at, recorded_at, event, source, actor, channels, effect, effect_data,"
+    " before, after, idempotency_key, policy_version, evidence, detail)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_CONTACT_UPSERT = (
+    "INSERT INTO dnd_status_contacts (aggregate_id, location_id, contact_id, overall, version,"
+    " last_occurred, state) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (aggregate_id) DO UPDATE SET overall = excluded.overall,"
+    " version = excluded.version, last_occurred = excluded.last_occurred, state = excluded.state"
+)
+_CHANNEL_UPSERT = (
+    "INSERT INTO dnd_status_channels (location_id, contact_id, channel, status, since, code,"
+    " message, cause_event, cause_event_id, overall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (location_id, contact_id, channel) DO UPDATE SET status = excluded.status,"
+    " since = excluded.since, code = excluded.code, message = excluded.message,"
+    " cause_event = excluded.cause_event, cause_event_id = excluded.cause_event_id,"
+    " overall = excluded.overall"
+)
