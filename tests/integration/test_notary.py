@@ -23,12 +23,8 @@ from dnd_ledger.cli import cli
 from dnd_ledger.domain.values import Channel
 from dnd_ledger.notary.bundle import export_bundle
 from dnd_ledger.notary.leaf import LEAF_FORMAT, Leaf, canonical_originator
-from dnd_ledger.notary.merkle import (
-    leaf_hash,
-    root_from_leaf_hashes,
-    verify_consistency,
-    verify_inclusion,
-)
+from dnd_ledger.notary.merkle import leaf_hash, root_from_leaf_hashes
+from dnd_ledger.notary.merkle_proofs import verify_consistency, verify_inclusion
 from dnd_ledger.notary.notary import TRACKING_NAME, checkpoint_time
 from dnd_ledger.notary.offline import verify_bundle
 from dnd_ledger.notary.signed_note import (

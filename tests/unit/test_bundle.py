@@ -48,7 +48,7 @@ OFFLINE = [
     f"dnd_ledger.{m}"
     for m in ("notary.offline", "notary.offline_result", "notary.offline_parts",
               "notary.keychain", "notary.locations", "notary.cosign", "notary.merkle",
-              "notary.signed_note",
+              "notary.merkle_proofs", "notary.signed_note",
               "notary.leaf",
               "domain.state", "domain.values")
 ]  # fmt: skip

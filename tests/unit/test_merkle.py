@@ -1,4 +1,4 @@
-"""Tests for dnd_ledger.notary.merkle.
+"""Tests for dnd_ledger.notary.merkle and dnd_ledger.notary.merkle_proofs.
 
 Three independent sources of truth are used: the transparency-dev/merkle
 probe vectors and reference roots under tests/data/merkle, a direct recursive
@@ -21,20 +21,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnd_ledger.notary import merkle
+from dnd_ledger.notary import merkle, merkle_proofs
 from dnd_ledger.notary.merkle import (
     EMPTY_ROOT,
     CompactRange,
     ProofError,
+    leaf_hash,
+    node_hash,
+    root_from_leaf_hashes,
+)
+from dnd_ledger.notary.merkle_proofs import (
     consistency_proof,
     consistency_proof_from_subtrees,
     inclusion_proof,
     inclusion_proof_from_subtrees,
-    leaf_hash,
-    node_hash,
     root_from_consistency_proof,
     root_from_inclusion_proof,
-    root_from_leaf_hashes,
     verify_consistency,
     verify_inclusion,
 )
@@ -559,13 +561,15 @@ def test_compact_range_equals_reference_root(n: int, salt: bytes) -> None:
 # --- module boundaries --------------------------------------------------------------------
 
 
-def test_merkle_module_uses_only_the_standard_library() -> None:
-    tree = ast.parse(Path(merkle.__file__).read_text())
+def test_merkle_modules_use_only_the_standard_library_and_each_other() -> None:
     imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "no relative imports"
-            imported.add((node.module or "").split(".")[0])
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    for module in (merkle, merkle_proofs):
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, "no relative imports"
+                name = node.module or ""
+                imported.add(name if name == merkle.__name__ else name.split(".")[0])
+    assert imported <= set(sys.stdlib_module_names) | {"__future__", merkle.__name__}, imported

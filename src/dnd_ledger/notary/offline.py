@@ -3,9 +3,9 @@
 Run as ``python -m dnd_ledger.notary.offline BUNDLE --public-key KEY`` (or
 ``dnd-ledger audit verify-bundle``). It needs the standard library, the
 ``cryptography`` package, and these pure modules of the package:
-``notary.merkle``, ``notary.signed_note``, ``notary.leaf``, ``notary.keychain``,
-``notary.locations``, ``notary.offline_parts``, ``notary.offline_result`` and the DND
-fold ``domain.state`` (with ``domain.values``). No database, no eventsourcing,
+``notary.merkle``, ``notary.merkle_proofs``, ``notary.signed_note``, ``notary.leaf``,
+``notary.keychain``, ``notary.locations``, ``notary.cosign``, ``notary.offline_parts``,
+``notary.offline_result`` and the DND fold ``domain.state`` (with ``domain.values``). No database, no eventsourcing,
 nothing from the server is trusted.
 
 A bundle is one canonical JSON document (sorted keys, no spaces, ASCII, one
@@ -54,7 +54,8 @@ from typing import Any
 
 from dnd_ledger.notary.cosign import Cosignature, WitnessKey, cosignatures, parse_witness_vkey
 from dnd_ledger.notary.keychain import KeyChain, handover_key, note_time, unverified_checkpoint
-from dnd_ledger.notary.merkle import ProofError, root_from_leaf_hashes, verify_consistency
+from dnd_ledger.notary.merkle import ProofError, root_from_leaf_hashes
+from dnd_ledger.notary.merkle_proofs import verify_consistency
 from dnd_ledger.notary.offline_parts import (
     _check_leaf_sequence,
     _contact,

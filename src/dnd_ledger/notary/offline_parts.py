@@ -16,7 +16,8 @@ from typing import Any
 from dnd_ledger.domain.state import Effect
 from dnd_ledger.notary.leaf import Leaf, LeafError
 from dnd_ledger.notary.locations import entry_hash, is_tag, location_tag, parse_locations
-from dnd_ledger.notary.merkle import ProofError, root_from_leaf_hashes, verify_inclusion
+from dnd_ledger.notary.merkle import ProofError, root_from_leaf_hashes
+from dnd_ledger.notary.merkle_proofs import verify_inclusion
 from dnd_ledger.notary.offline_result import (
     ADDRESS_TOPIC,
     CONTACT_TOPIC,

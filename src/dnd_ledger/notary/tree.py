@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dnd_ledger.notary.merkle import (
-    EMPTY_ROOT,
-    HASH_SIZE,
+from dnd_ledger.notary.merkle import EMPTY_ROOT, HASH_SIZE, node_hash
+from dnd_ledger.notary.merkle_proofs import (
     consistency_proof_from_subtrees,
     inclusion_proof_from_subtrees,
-    node_hash,
 )
 
 

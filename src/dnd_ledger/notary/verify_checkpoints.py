@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from dnd_ledger.notary.cosign import WitnessKey, cosignatures
 from dnd_ledger.notary.keychain import KeyChain
 from dnd_ledger.notary.locations import parse_locations
-from dnd_ledger.notary.merkle import CompactRange, ProofError, verify_consistency
+from dnd_ledger.notary.merkle import CompactRange, ProofError
+from dnd_ledger.notary.merkle_proofs import verify_consistency
 from dnd_ledger.notary.records import CheckpointRecord, StoredEvent, checkpoint_time, format_time
 from dnd_ledger.notary.signed_note import NoteError, format_checkpoint_body
 from dnd_ledger.notary.tree import TreeLevels

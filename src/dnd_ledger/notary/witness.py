@@ -36,7 +36,8 @@ from typing import Any
 
 from dnd_ledger.notary.cosign import cosign
 from dnd_ledger.notary.keychain import Handover, KeyChain, note_body, unverified_checkpoint
-from dnd_ledger.notary.merkle import ProofError, verify_consistency
+from dnd_ledger.notary.merkle import ProofError
+from dnd_ledger.notary.merkle_proofs import verify_consistency
 from dnd_ledger.notary.signed_note import (
     NoteError,
     SigningKey,
