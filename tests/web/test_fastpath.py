@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from dnd_ledger import commands as cmd
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import Channel
-from dnd_ledger.web import fastpath, front
+from dnd_ledger.web import bare_asgi, fastpath, front
 from dnd_ledger.web.app import create_app
 from dnd_ledger.web.config import WebConfig
 from tests.conftest import poison_opt_outs
@@ -148,14 +148,14 @@ def test_well_formed_requests_are_answered_by_the_fast_path(
     pair: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answered: list[Any] = []
-    respond = fastpath._respond
+    respond = bare_asgi.respond
 
     async def counting(send: Any, data: Any, *extra: Any) -> None:
         answered.append(data)
         await respond(send, data, *extra)
 
-    monkeypatch.setattr(fastpath, "_respond", counting)
-    monkeypatch.setattr(front, "_respond", counting)
+    monkeypatch.setattr(fastpath, "respond", counting)
+    monkeypatch.setattr(front, "respond", counting)
     fast, _ = pair
     assert fast.get(GETS[0][0], headers=bearer(READ)).json()["allowed"] is False
     r = fast.post(BATCH, content=POSTS[0][0], headers=JSON_READ)

@@ -25,9 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
 
-import orjson
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match, Route
@@ -38,18 +36,27 @@ from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownCont
 from dnd_ledger.domain.values import Channel, Direction, Mode, Purpose
 from dnd_ledger.web import metrics
 from dnd_ledger.web.auth import TokenBook
+from dnd_ledger.web.bare_asgi import (
+    CHANNELS,
+    DIRECTIONS,
+    JSON_TYPE,
+    MODES,
+    bearer,
+    can_send_query,
+    respond,
+)
 from dnd_ledger.web.config import ApiToken
+from dnd_ledger.web.front import install_front
+from dnd_ledger.web.limits import header
 from dnd_ledger.web.state import WebState
 
 CAN_SEND = "/v1/locations/{location_id}/contacts/{contact_id}/can-send"
 BATCH = "/v1/can-send:batch"
 
-_CHANNELS = {c.value: c for c in Channel}
-_MODES = {m.value: m for m in Mode}
-_DIRECTIONS = {d.value: d for d in Direction}
 _ITEM_KEYS = frozenset({"location_id", "contact_id", "channel", "mode", "direction"})
 _ID_MAX = 128  # api.Id
-_JSON = b"application/json"
+
+_JSON_TEXT = JSON_TYPE.decode()
 
 T = TypeVar("T")
 
@@ -101,26 +108,6 @@ def batch_results(state: WebState, token: ApiToken, checks: list[Check]) -> dict
     return {"results": results}
 
 
-def _query(scope: Scope) -> tuple[Channel, Mode, Direction] | None:
-    """channel, mode and direction of a query holding only those, each once and valid."""
-    text = scope.get("query_string", b"").decode("latin-1")
-    if "%" in text or "+" in text:
-        pairs = parse_qsl(text, keep_blank_values=True)
-    else:  # nothing to unescape: parse_qsl's split, without its decoding
-        pairs = [(k, v) for k, _, v in (p.partition("=") for p in text.split("&") if p)]
-    found: dict[str, str] = {}
-    for key, value in pairs:
-        if key in found:
-            return None
-        found[key] = value
-    channel = _CHANNELS.get(found.pop("channel", ""))
-    mode = _MODES.get(found.pop("mode", "automated"))
-    direction = _DIRECTIONS.get(found.pop("direction", "outbound"))
-    if found or channel is None or mode is None or direction is None:
-        return None
-    return channel, mode, direction
-
-
 def _id(value: object) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= _ID_MAX else None
 
@@ -137,9 +124,9 @@ def _checks(data: Any, limit: int) -> list[Check] | None:
         if not isinstance(item, dict) or not item.keys() <= _ITEM_KEYS:
             return None
         loc, cid = _id(item.get("location_id")), _id(item.get("contact_id"))
-        channel = _CHANNELS.get(item.get("channel"))  # type: ignore[arg-type]
-        mode = _MODES.get(item.get("mode", "automated"))
-        direction = _DIRECTIONS.get(item.get("direction", "outbound"))
+        channel = CHANNELS.get(item.get("channel"))  # type: ignore[arg-type]
+        mode = MODES.get(item.get("mode", "automated"))
+        direction = DIRECTIONS.get(item.get("direction", "outbound"))
         if loc is None or cid is None or channel is None or mode is None or direction is None:
             return None
         checks.append((loc, cid, channel, mode, direction, None, None))
@@ -174,21 +161,6 @@ def _loads(body: bytes) -> Any:
         raise
     except ValueError:
         return _NOT_JSON
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:  # ASGI servers send header names lower-cased
-            found: bytes = value
-            return found
-    return None
-
-
-async def _respond(send: Send, data: Any, *extra: tuple[bytes, bytes], status: int = 200) -> None:
-    body = orjson.dumps(data)
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON), *extra]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -247,15 +219,9 @@ class _Fast(ABC):
         return call() if inline else await run_in_threadpool(call)
 
 
-def bearer(state: WebState, scope: Scope) -> ApiToken:
-    """The request's bearer token (AuthError 401 as ever)."""
-    header = _header(scope, b"authorization")
-    return state.tokens.from_header(None if header is None else header.decode("latin-1"))
-
-
 class _CanSend(_Fast):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        parsed = _query(scope)
+        parsed = can_send_query(scope)
         if parsed is None:
             await self.defer(scope, receive, send)
             return
@@ -276,7 +242,7 @@ class _CanSend(_Fast):
             return decision.to_json()
 
         inline = state.ledger.db.engine != "postgres"
-        await _respond(send, await self.run(decide, inline=inline))
+        await respond(send, await self.run(decide, inline=inline))
 
 
 class _Batch(_Fast):
@@ -290,13 +256,13 @@ class _Batch(_Fast):
         except _Repeated as e:
             detail = f"body: the key {e.key[:40]!r} appears twice in one object"
             error = {"loc": ["body"], "msg": detail, "type": "value_error"}
-            await _respond(send, {"detail": detail, "errors": [error]}, status=422)
+            await respond(send, {"detail": detail, "errors": [error]}, status=422)
             return
         checks = None if data is _NOT_JSON else _checks(data, state.config.max_batch)
-        if checks is None or not (_header(scope, b"content-type") or b"").startswith(_JSON):
+        if checks is None or not (header(scope, b"content-type") or "").startswith(_JSON_TEXT):
             await self.defer(scope, _replay(body, receive), send)
             return
-        await _respond(send, await run_in_threadpool(batch_results, state, token, checks))
+        await respond(send, await run_in_threadpool(batch_results, state, token, checks))
 
 
 def install(app: FastAPI) -> None:
@@ -307,6 +273,4 @@ def install(app: FastAPI) -> None:
         _FastRoute(BATCH, _Batch(), "POST"),
     ]
     app.router.routes[0:0] = fast
-    from dnd_ledger.web.front import install_front
-
     install_front(app, fast[0])

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.web import metrics
 from dnd_ledger.web.auth import AuthError, TokenBook
-from dnd_ledger.web.fastpath import _query, _respond, bearer
+from dnd_ledger.web.bare_asgi import bearer, can_send_query, respond
 from dnd_ledger.web.limits import RequestGuard, _no_store, url_problem
 from dnd_ledger.web.request_log import RequestLog
 from dnd_ledger.web.state import WebState
@@ -41,7 +41,7 @@ _NO_STORE = (b"cache-control", b"no-store")
 def _plain(scope: Scope) -> bool:
     """A path and query of printable ASCII without escapes: url_problem's character
     checks find nothing in them (they refuse controls and non-ASCII), so skip it. Its
-    other check, a repeated parameter, is ``_query``'s too: such a request goes on to
+    other check, a repeated parameter, is ``can_send_query``'s too: such a request goes on to
     the stack, whose guard refuses it."""
     path: str = scope["path"]
     query: bytes = scope.get("query_string", b"")
@@ -73,7 +73,7 @@ class Front:
         self, scope: Scope, receive: Receive, send: Send, location_id: str, contact_id: str
     ) -> bool:
         """True once answered; False hands the request to the stack, untouched."""
-        parsed = _query(scope)
+        parsed = can_send_query(scope)
         if parsed is None or (not _plain(scope) and url_problem(scope) is not None):
             return False
         state: WebState = self.app.state.web
@@ -106,7 +106,7 @@ class Front:
             response: Any = handler(Request(scope, receive), found)  # the sync handler
             await response(scope, receive, _no_store(send))
             return True
-        await _respond(send, found, _NO_STORE)
+        await respond(send, found, _NO_STORE)
         return True
 
 
