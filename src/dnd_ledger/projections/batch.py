@@ -21,7 +21,7 @@ from dnd_ledger.domain.state import DndState, Effect, Entry
 from dnd_ledger.domain.values import ALL_CHANNELS
 from dnd_ledger.storage.persistence import Sql
 from dnd_ledger.projections.rows import (
-    ENTRY_COLUMNS,
+    CONTACT_ENTRIES,
     NAME,
     ContactView,
     changed,
@@ -120,11 +120,7 @@ class Batch:
         return found
 
     def history(self, cv: ContactView) -> list[Entry]:
-        rows = self._fetchall(
-            f"SELECT {ENTRY_COLUMNS} FROM dnd_audit WHERE location_id = ? AND contact_id = ?"
-            " AND effect_data != '{}' ORDER BY position",
-            (cv.location_id, cv.contact_id),
-        )
+        rows = self._fetchall(CONTACT_ENTRIES, (cv.location_id, cv.contact_id))
         stored = [entry_from_row(r) for r in rows]
         return [*stored, *cv.batch_entries]
 

@@ -16,7 +16,7 @@ from dnd_ledger.domain.state import INACTIVE, ChannelState, Entry, overall
 from dnd_ledger.domain.timecheck import check_query_time
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
 from dnd_ledger.pg_reads import PgReads
-from dnd_ledger.projections.rows import ENTRY_COLUMNS, entry_from_row, iso
+from dnd_ledger.projections.rows import CONTACT_ENTRIES, entry_from_row, iso
 from dnd_ledger.storage.persistence import Database, Sql, row_values
 
 AUDIT_FIELDS = (
@@ -227,14 +227,7 @@ class ViewReader:
         every = self._history.get(key)
         if every is None:
             epoch = self._epoch
-            rows = self._read(
-                self.sql.q(
-                    f"SELECT {ENTRY_COLUMNS} FROM dnd_audit"
-                    " WHERE location_id = ? AND contact_id = ? AND effect_data != '{}'"
-                    " ORDER BY position"
-                ),
-                (location_id, contact_id),
-            )
+            rows = self._read(self.sql.q(CONTACT_ENTRIES), (location_id, contact_id))
             every = [entry_from_row(r) for r in rows]
             if len(self._history) >= HISTORY_CACHE:
                 self._history.clear()

@@ -142,6 +142,11 @@ def _effect(data: str) -> Effect:
 
 #: The audit columns an :class:`Entry` of the fold is made from (see :func:`entry_from_row`).
 ENTRY_COLUMNS = "occurred_at, recorded_at, version, event, aggregate_id, effect_data"
+#: A contact's entries in log order, the fold's input (params: location, contact).
+CONTACT_ENTRIES = (
+    f"SELECT {ENTRY_COLUMNS} FROM dnd_audit WHERE location_id = ? AND contact_id = ?"
+    " AND effect_data != '{}' ORDER BY position"
+)
 
 
 def entry_from_row(r: tuple[Any, ...]) -> Entry:
