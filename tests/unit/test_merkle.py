@@ -427,6 +427,34 @@ PROPERTY_SETTINGS = settings(
 )
 
 
+def _proof_targets(proof: list[bytes]) -> list[str]:
+    """The mutations of the proof list itself that ``proof`` allows."""
+    return [
+        "add element",
+        *(["proof element", "drop element"] if proof else []),
+        *(["swap elements"] if len(proof) >= 2 else []),
+    ]
+
+
+def _mutate_proof(
+    data: st.DataObject, target: str, proof: list[bytes], flip: tuple[int, int], extra: list[bytes]
+) -> None:
+    """Apply one of :func:`_proof_targets` to ``proof``, in place (``extra``: what to add)."""
+    if target == "proof element":
+        j = data.draw(st.integers(0, len(proof) - 1))
+        proof[j] = _flip(proof[j], *flip)
+    elif target == "drop element":
+        del proof[data.draw(st.integers(0, len(proof) - 1))]
+    elif target == "swap elements":
+        i, j = data.draw(
+            st.lists(st.integers(0, len(proof) - 1), min_size=2, max_size=2, unique=True)
+        )
+        proof[i], proof[j] = proof[j], proof[i]
+    else:
+        where = data.draw(st.integers(0, len(proof)))
+        proof.insert(where, data.draw(st.sampled_from(extra)))
+
+
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_any_single_mutation_of_an_inclusion_claim_is_rejected(data: st.DataObject) -> None:
@@ -437,11 +465,7 @@ def test_any_single_mutation_of_an_inclusion_claim_is_rejected(data: st.DataObje
     root = root_from_leaf_hashes(leaves)
     verify_inclusion(index, n, leaves[index], proof, root)
 
-    targets = ["index", "size", "root", "leaf", "add element"]
-    if proof:
-        targets += ["proof element", "drop element"]
-    if len(proof) >= 2:
-        targets.append("swap elements")
+    targets = ["index", "size", "root", "leaf", *_proof_targets(proof)]
     target = data.draw(st.sampled_from(targets), label="target")
     byte, bit = data.draw(st.integers(0, 31)), data.draw(st.integers(0, 7))
     expected = False
@@ -458,19 +482,8 @@ def test_any_single_mutation_of_an_inclusion_claim_is_rejected(data: st.DataObje
         args[4] = _flip(root, byte, bit)
     elif target == "leaf":
         args[2] = _flip(leaves[index], byte, bit)
-    elif target == "proof element":
-        j = data.draw(st.integers(0, len(proof) - 1))
-        args[3][j] = _flip(proof[j], byte, bit)
-    elif target == "drop element":
-        del args[3][data.draw(st.integers(0, len(proof) - 1))]
-    elif target == "swap elements":
-        i, j = data.draw(
-            st.lists(st.integers(0, len(proof) - 1), min_size=2, max_size=2, unique=True)
-        )
-        args[3][i], args[3][j] = args[3][j], args[3][i]
     else:
-        where = data.draw(st.integers(0, len(proof)))
-        args[3].insert(where, data.draw(st.sampled_from([*leaves, root, EMPTY_ROOT])))
+        _mutate_proof(data, target, args[3], (byte, bit), [*leaves, root, EMPTY_ROOT])
     assert _accepts(verify_inclusion, *args) == expected, (target, args[:2])
 
 
@@ -484,11 +497,7 @@ def test_any_single_mutation_of_a_consistency_claim_is_rejected(data: st.DataObj
     root1, root2 = root_from_leaf_hashes(leaves[:m]), root_from_leaf_hashes(leaves)
     verify_consistency(m, n, proof, root1, root2)
 
-    targets = ["size1", "size2", "root1", "root2", "add element"]
-    if proof:
-        targets += ["proof element", "drop element"]
-    if len(proof) >= 2:
-        targets.append("swap elements")
+    targets = ["size1", "size2", "root1", "root2", *_proof_targets(proof)]
     target = data.draw(st.sampled_from(targets), label="target")
     byte, bit = data.draw(st.integers(0, 31)), data.draw(st.integers(0, 7))
     expected = False
@@ -504,19 +513,8 @@ def test_any_single_mutation_of_a_consistency_claim_is_rejected(data: st.DataObj
         args[3] = _flip(root1, byte, bit)
     elif target == "root2":
         args[4] = _flip(root2, byte, bit)
-    elif target == "proof element":
-        j = data.draw(st.integers(0, len(proof) - 1))
-        args[2][j] = _flip(proof[j], byte, bit)
-    elif target == "drop element":
-        del args[2][data.draw(st.integers(0, len(proof) - 1))]
-    elif target == "swap elements":
-        i, j = data.draw(
-            st.lists(st.integers(0, len(proof) - 1), min_size=2, max_size=2, unique=True)
-        )
-        args[2][i], args[2][j] = args[2][j], args[2][i]
     else:
-        where = data.draw(st.integers(0, len(proof)))
-        args[2].insert(where, data.draw(st.sampled_from([*leaves, root1, root2])))
+        _mutate_proof(data, target, args[2], (byte, bit), [*leaves, root1, root2])
     assert _accepts(verify_consistency, *args) == expected, (target, args[:2])
 
 
