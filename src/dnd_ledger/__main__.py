@@ -1,3 +1,3 @@
-from dnd_ledger.cli import main
+from dnd_ledger.cli.main import main
 
 main()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dnd_ledger.cli_output import table
+from dnd_ledger.cli.output import table
 from dnd_ledger.csv_safe import write_csv
 from dnd_ledger.projections.queries import AUDIT_FIELDS
 from dnd_ledger.textcheck import json_safe

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dnd_ledger import commands as cmd
-from dnd_ledger.cli_output import decision_text, outcome_text, status_text
+from dnd_ledger.cli.output import decision_text, outcome_text, status_text
 from dnd_ledger.demo_rules import run_rules_demo
 from dnd_ledger.domain.errors import LedgerError
 from dnd_ledger.domain.values import Channel, EmailSignal, Mode

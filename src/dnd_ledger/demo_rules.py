@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import click
 
 from dnd_ledger import commands as cmd
-from dnd_ledger.cli_output import decision_text, outcome_text
+from dnd_ledger.cli.output import decision_text, outcome_text
 from dnd_ledger.domain.errors import LedgerError
 from dnd_ledger.domain.policy import Policy
 from dnd_ledger.domain.scope import REVOKE_ALL

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dnd_ledger import commands as c
-from dnd_ledger.cli import cli as dnd_ledger_cli
+from dnd_ledger.cli.main import cli as dnd_ledger_cli
 from dnd_ledger.domain.values import EmailSignal
 from dnd_ledger.settings import Settings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 
 PHONE = "+14155550100"
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -22,7 +22,7 @@ import click
 import pytest
 from tests.web.support import TWILIO_TOKEN, config_toml
 
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 
 pytestmark = pytest.mark.slow
 EXE = Path(sys.executable).with_name("dnd-ledger")

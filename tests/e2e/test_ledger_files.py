@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from tests.conftest import PG_ADMIN_URL, require_postgres
 
-from dnd_ledger.cli import cli as dnd_ledger_cli
+from dnd_ledger.cli.main import cli as dnd_ledger_cli
 from dnd_ledger.storage.persistence import parse_db_url
 
 KEY = {"DND_LEDGER_PII_KEY": "00112233445566778899aabbccddeeff"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 from dnd_ledger.domain.policy import load_policy
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -16,7 +16,7 @@ from tests.e2e.test_readme import _block_after
 from tests.integration.receiver import receiver
 from tests.integration.test_nats_publish import fresh_stream, messages
 
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 from dnd_ledger.delivery.subscriber import verify
 
 SECTION = "## Change feed, subscribers and NATS"

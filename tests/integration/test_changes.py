@@ -13,7 +13,7 @@ from tests.conftest import SHARED_DATABASES
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel
 from dnd_ledger.projections.changes import feed_of
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
 from dnd_ledger.audit_format import audit_csv, render_audit
-from dnd_ledger.cli import cli as dnd_ledger_cli
+from dnd_ledger.cli.main import cli as dnd_ledger_cli
 from dnd_ledger.csv_safe import cell
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.domain.values import Channel

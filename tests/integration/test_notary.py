@@ -19,7 +19,7 @@ from tests.conftest import Clock
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 from dnd_ledger.domain.values import Channel
 from dnd_ledger.notary.bundle import export_bundle
 from dnd_ledger.notary.leaf import LEAF_FORMAT, Leaf, canonical_originator

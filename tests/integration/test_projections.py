@@ -38,7 +38,7 @@ from tests.conftest import SHARED_DATABASES, T0, Clock
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
-from dnd_ledger.cli import cli as dnd_ledger_cli
+from dnd_ledger.cli.main import cli as dnd_ledger_cli
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.errors import LedgerError, UnknownContact

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 from dnd_ledger.domain.values import Channel, DndKind
 from dnd_ledger.providers.mailgun import parse_webhook, webhook_to_command
 from dnd_ledger.providers.outcomes import Ignored

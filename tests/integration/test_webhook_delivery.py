@@ -15,7 +15,7 @@ from tests.integration.receiver import receiver
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 from dnd_ledger.delivery.subscriber import Subscriber, verify
 from dnd_ledger.delivery.webhooks import Deliverer
 from dnd_ledger.domain.values import Channel

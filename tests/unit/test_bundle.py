@@ -25,7 +25,7 @@ from tests.conftest import T0, Clock
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.values import Channel
 from dnd_ledger.notary import offline

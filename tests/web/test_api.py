@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from dnd_ledger import commands as cmd
 from dnd_ledger.application import DndLedger
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 from dnd_ledger.domain.values import Channel, EmailSignal
 from tests.conftest import T0, Clock
 from tests.web.support import (

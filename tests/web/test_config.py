@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from dnd_ledger.cli import cli
+from dnd_ledger.cli.main import cli
 from dnd_ledger.providers.signatures import (
     InMemoryReplayCache,
     verify_mailgun_signature,
@@ -291,7 +291,7 @@ def test_web_config_is_frozen(tmp_path: Path) -> None:
 def test_the_worker_socket_is_marked_tcp_so_connections_get_nodelay() -> None:
     import socket
 
-    from dnd_ledger.cli_web import as_tcp
+    from dnd_ledger.cli.web import as_tcp
 
     # Some uvicorn releases bind their listening socket with proto 0; asyncio then
     # skips TCP_NODELAY on accepted connections. as_tcp marks such a socket as TCP.

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
-from dnd_ledger.cli import cli as dnd_ledger_cli
+from dnd_ledger.cli.main import cli as dnd_ledger_cli
 from dnd_ledger.web.config import load_config
 from tests.web.support import L, write_config
 from tests.web.test_serve import serving

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dnd_ledger import commands as cmd
 from dnd_ledger.audit_format import audit_csv, render_audit
-from dnd_ledger.cli_output import outcome_json
+from dnd_ledger.cli.output import outcome_json
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode, Purpose
 from dnd_ledger.web import metrics
 from dnd_ledger.web.config import ApiToken

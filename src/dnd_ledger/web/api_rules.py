@@ -15,7 +15,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from dnd_ledger import commands as cmd
-from dnd_ledger.cli_output import outcome_json
+from dnd_ledger.cli.output import outcome_json
 from dnd_ledger.domain.values import Channel
 from dnd_ledger.services.reviews import review_items
 from dnd_ledger.web.api import (

@@ -21,7 +21,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from dnd_ledger import textcheck
-from dnd_ledger.cli_output import outcome_json
+from dnd_ledger.cli.output import outcome_json
 from dnd_ledger.commands import Outcome
 from dnd_ledger.domain.errors import Conflict, InvalidInput, LedgerError
 from dnd_ledger.providers import mailgun, twilio

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from dnd_ledger.cli import Ctx, cli, ledger_errors, pass_ctx
-from dnd_ledger.cli_output import emit_json, table
+from dnd_ledger.cli.common import Ctx, ledger_errors, pass_ctx
+from dnd_ledger.cli.output import emit_json, table
 from dnd_ledger.projections.changes import MAX_PAGE, MAX_WAIT, Change, feed_of
 from dnd_ledger.textcheck import json_safe
 
@@ -21,7 +21,7 @@ def _row(ch: Change) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-@cli.command("changes")
+@click.command("changes")
 @click.argument("location")
 @click.option(
     "--after", type=click.IntRange(0, 2**63 - 1), default=0, help="The last change id seen."

@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from dnd_ledger.cli import Ctx, cli, ledger_errors, pass_ctx
-from dnd_ledger.cli_output import emit_json, table
-from dnd_ledger.cli_web import CONFIG_HELP, _config
+from dnd_ledger.cli.common import Ctx, ledger_errors, pass_ctx
+from dnd_ledger.cli.output import emit_json, table
+from dnd_ledger.cli.web import CONFIG_HELP, _config
 from dnd_ledger.delivery.lock import InstallationLock
 
 config_option = click.option(
@@ -43,7 +43,7 @@ def hold_lock(lock: InstallationLock, follow: bool, interval: float, what: str) 
         time.sleep(interval)
 
 
-@cli.command("deliver")
+@click.command("deliver")
 @config_option
 @click.option("--follow", is_flag=True, help="Keep delivering as changes commit.")
 @click.option("--once", is_flag=True, help="One round: retry what is due, send what is new.")
@@ -102,7 +102,7 @@ def deliver(
         lock.release()
 
 
-@cli.group()
+@click.group()
 def subscribers() -> None:
     """The change feed's webhook subscribers."""
 
@@ -131,7 +131,7 @@ def subscribers_status(c: Ctx, config_path: str | None, as_json: bool) -> None:
     click.echo(table(headers, [[r[h] for h in headers] for r in rows]))
 
 
-@cli.command("publish")
+@click.command("publish")
 @click.option(
     "--nats", "nats_url", required=True, help="The NATS server, e.g. nats://127.0.0.1:4222."
 )

@@ -7,14 +7,14 @@ from datetime import datetime
 import click
 
 from dnd_ledger import commands as cmd
-from dnd_ledger.cli import Ctx, _report, at_option, cli, json_option, ledger_errors, pass_ctx
-from dnd_ledger.cli_output import emit_json, table
+from dnd_ledger.cli.common import Ctx, at_option, json_option, ledger_errors, pass_ctx, report
+from dnd_ledger.cli.output import emit_json, table
 from dnd_ledger.csv_safe import write_csv
 from dnd_ledger.domain.values import Channel
 from dnd_ledger.services.reviews import review_items
 
 
-@cli.group()
+@click.group()
 def confirmation() -> None:
     """The one confirmation text allowed after an opt-out."""
 
@@ -37,10 +37,10 @@ def confirmation_record(
     Example: dnd-ledger confirmation record loc-1 --channel sms --to +14155550100 --message-sid SM2
     """
     command = cmd.RecordConfirmation(location, Channel(channel), to_address, message_sid, at)
-    _report(c.ledger.execute(command), as_json)
+    report(c.ledger.execute(command), as_json)
 
 
-@cli.group()
+@click.group()
 def review() -> None:
     """Review items: messages that suggest a revocation, with their deadlines."""
 
@@ -99,4 +99,4 @@ def review_resolve(
     Example: dnd-ledger review resolve loc-1 SM003 --as revocation --actor rita --note "called back"
     """
     command = cmd.ResolveReview(location, item, resolution, actor, note, at)
-    _report(c.ledger.execute(command), as_json)
+    report(c.ledger.execute(command), as_json)

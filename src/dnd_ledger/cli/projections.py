@@ -1,50 +1,24 @@
-"""CLI commands over the views: audit trail, projections, stats."""
+"""``dnd-ledger projections ...`` and ``stats``: the views and their counts."""
 
 from __future__ import annotations
 
 import io
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 import click
 
-from dnd_ledger.audit_format import render_audit
-from dnd_ledger.cli import TIME, Ctx, audit, cli, ledger_errors, pass_ctx
-from dnd_ledger.cli_format import dumps, format_option, render_rows
-from dnd_ledger.cli_output import table
+from dnd_ledger.cli.common import Ctx, ledger_errors, pass_ctx
+from dnd_ledger.cli.format import dumps, format_option, render_rows
+from dnd_ledger.cli.output import table
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.projections.contact_views import CHANNEL_NAMES
 from dnd_ledger.projections.schema import VIEWS
 from dnd_ledger.services.reviews import review_counts
 
 
-@audit.command("trail")
-@click.argument("location", required=False)
-@click.argument("contact_id", required=False)
-@click.option("--since", type=TIME, help="Events that occurred at or after this time.")
-@click.option("--until", type=TIME, help="Events that occurred at or before this time.")
-@format_option
-@pass_ctx
-@ledger_errors
-def audit_trail(
-    c: Ctx, location: str | None, contact_id: str | None, since: datetime | None,
-    until: datetime | None, fmt: str,
-) -> None:  # fmt: skip
-    """Print the audit trail: one row per event, in log order.
-
-    Example: dnd-ledger audit loc-1 c-42 --format csv
-    """
-    ledger = c.ledger
-    ledger.ensure_current()
-    rows = ledger.views.audit(location, contact_id, since, until)
-    out = render_audit(rows, fmt)
-    if out:
-        click.echo(out)
-
-
-@cli.group()
+@click.group()
 def projections() -> None:
     """The views: their positions, rebuilding them, keeping them current."""
 
@@ -159,7 +133,7 @@ def stats_json(dims: dict[str, dict[str, int]]) -> dict[str, Any]:
     }
 
 
-@cli.command()
+@click.command()
 @click.argument("location", required=False)
 @format_option
 @pass_ctx

@@ -1,4 +1,4 @@
-"""``contacts list|show|find|remove-address``: working with contacts through the views."""
+"""``dnd-ledger contacts ...``: register contacts and their addresses, list, show and find them."""
 
 from __future__ import annotations
 
@@ -8,11 +8,50 @@ from typing import Any
 import click
 
 from dnd_ledger import commands as cmd
-from dnd_ledger.cli import Ctx, _report, at_option, contacts, json_option, ledger_errors, pass_ctx
-from dnd_ledger.cli_format import dumps, format_option, render_rows
+from dnd_ledger.cli.common import Ctx, at_option, json_option, ledger_errors, pass_ctx, report
+from dnd_ledger.cli.format import dumps, format_option, render_rows
 from dnd_ledger.projections import contact_views as views
 
 CHANNEL_NAMES = views.CHANNEL_NAMES
+
+
+@click.group()
+def contacts() -> None:
+    """Register contacts and their addresses."""
+
+
+@contacts.command("add")
+@click.argument("location")
+@click.argument("contact_id")
+@click.option("--phone", "phones", multiple=True, help="Phone number, E.164 (repeatable).")
+@click.option("--email", "emails", multiple=True, help="Email address (repeatable).")
+@click.option("--actor", help="Who registered it.")
+@click.option("--request-id", help="Idempotency key for retries.")
+@click.option("--region", help="Where the contact lives, for quiet hours (US, US-FL...).")
+@click.option("--time-zone", help="The contact's IANA time zone (America/New_York...).")
+@at_option
+@json_option
+@pass_ctx
+@ledger_errors
+def contacts_add(
+    c: Ctx, location: str, contact_id: str, phones: tuple[str, ...], emails: tuple[str, ...],
+    actor: str | None, request_id: str | None, region: str | None, time_zone: str | None,
+    at: datetime | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Register a contact (or add addresses to it).
+
+    \b
+    Examples:
+      dnd-ledger contacts add loc-1 c-42 --phone +14155550100 --email ada@example.com
+      dnd-ledger contacts add loc-1 c-41 --phone +14155550141 --at 2026-10-01T09:00:00Z
+    """
+    command = cmd.RegisterContact(location, contact_id, phones, emails, at, actor, request_id)
+    if region is None and time_zone is None:
+        report(c.ledger.execute(command), as_json)
+        return
+    where = cmd.LocateContact(location, contact_id, region, time_zone, at, actor)
+    for outcome in c.ledger.execute_many([command, where], raise_errors=True):
+        report(outcome, as_json)
 
 
 @contacts.command("list")
@@ -148,4 +187,4 @@ def contacts_remove_address(
     Example: dnd-ledger contacts remove-address loc-1 c-42 --phone +14155550100 --actor alice
     """
     command = cmd.RemoveAddress(location, contact_id, actor, phones, emails, reason, at, request_id)
-    _report(c.ledger.execute(command), as_json)
+    report(c.ledger.execute(command), as_json)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from dnd_ledger.cli import Ctx, cli, json_option, ledger_errors, pass_ctx
-from dnd_ledger.cli_output import emit_json, table
-from dnd_ledger.cli_witness import witness_key_option, witness_keys_of
+from dnd_ledger.cli.common import Ctx, json_option, ledger_errors, pass_ctx
+from dnd_ledger.cli.output import emit_json, table
+from dnd_ledger.cli.witness import witness_key_option, witness_keys_of
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.domain.text import NotText, decode_text
 from dnd_ledger.notary.notary import CheckpointRecord, format_time
@@ -24,7 +24,7 @@ from dnd_ledger.notary.witness_client import collect_cosignatures
 # -- checkpoints and the notary ---------------------------------------------------------------
 
 
-@cli.command()
+@click.command()
 @click.option("--witness", "witnesses", multiple=True, metavar="URL",
               help="A C2SP tlog witness to cosign the checkpoint (repeatable).")  # fmt: skip
 @witness_key_option
@@ -59,7 +59,7 @@ def _checkpoint_line(r: CheckpointRecord) -> str:
     return f"checkpoint at size {r.size}, made {format_time(r.created_at)}, {how}"
 
 
-@cli.group()
+@click.group()
 def notary() -> None:
     """The notary: the Merkle tree over the event log, and its checkpoints."""
 
@@ -126,7 +126,7 @@ def _public_key(c: Ctx, given: str | None) -> VerifierKey | None:
     return parse_vkey(key) if key else None
 
 
-@cli.command()
+@click.command()
 @click.option("--public-key", "public_key", help="Verifier key, or a file holding it "
               "[default: the configured signing key's].")  # fmt: skip
 @click.option("--known-checkpoint", "known", multiple=True,
@@ -219,8 +219,3 @@ def _verify_text(r: Report) -> str:
         lines.append(f"the first {r.witnessed_size} events are under witness cosignatures")
     lines += [f"note: {n}" for n in r.notes]
     return "\n".join(lines)
-
-
-# The other command groups of this area, registered on import.
-import dnd_ledger.cli_keys  # noqa: E402
-import dnd_ledger.cli_proof  # noqa: E402, F401

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dnd_ledger.cli_output import table
+from dnd_ledger.cli.output import table
 from dnd_ledger.csv_safe import write_csv
 from dnd_ledger.textcheck import json_safe
 

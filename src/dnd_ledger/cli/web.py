@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 
 import click
 
-from dnd_ledger.cli import Ctx, cli, ledger_errors, pass_ctx
+from dnd_ledger.cli.common import Ctx, ledger_errors, pass_ctx
 
 CONFIG_HELP = "Service configuration (TOML). [env: DND_LEDGER_CONFIG]"
 
@@ -39,7 +39,7 @@ def _config(path: str | None, *, public_url: str | None = None) -> Any:
         raise click.ClickException(str(e)) from e
 
 
-@cli.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -188,7 +188,7 @@ def as_tcp(sock: socket.socket) -> socket.socket:
     return sock
 
 
-@cli.group()
+@click.group()
 def web() -> None:
     """Helpers for the HTTP service: token hashes, signed test webhooks."""
 

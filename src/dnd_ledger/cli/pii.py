@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from dnd_ledger.cli import Ctx, cli, json_option, ledger_errors, pass_ctx
-from dnd_ledger.cli_format import dumps
 from dnd_ledger.services import contact_admin
+from dnd_ledger.cli.common import Ctx, json_option, ledger_errors, pass_ctx
+from dnd_ledger.cli.format import dumps
 
 
-@cli.group()
+@click.group()
 def pii() -> None:
     """Personal data: erase a contact's, turn a reference back into its value."""
 

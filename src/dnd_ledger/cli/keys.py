@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dnd_ledger.cli import Ctx, cli, ledger_errors, pass_ctx
+from dnd_ledger.cli.common import Ctx, ledger_errors, pass_ctx
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.files import write_private
 from dnd_ledger.notary.records import format_time
@@ -25,7 +25,7 @@ DEFAULT_KEY_FILE = "./dnd-ledger-signing.key"
 # -- keys ------------------------------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def keys() -> None:
     """The notary's Ed25519 signing key (kept in a file, never in the database)."""
 

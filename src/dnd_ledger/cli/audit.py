@@ -1,4 +1,5 @@
-"""CLI commands for Merkle proofs and auditor bundles."""
+"""``dnd-ledger audit``: the compliance audit trail (the default subcommand), auditor
+bundles and consent records."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 import click
 
 from dnd_ledger import consent_record
-from dnd_ledger.cli import TIME, Ctx, audit, cli, json_option, ledger_errors, pass_ctx
-from dnd_ledger.cli_output import emit_json
-from dnd_ledger.cli_witness import witness_key_option, witness_keys_of
-from dnd_ledger.domain.errors import InvalidInput
+from dnd_ledger.audit_format import render_audit
+from dnd_ledger.cli.common import TIME, Ctx, json_option, ledger_errors, pass_ctx
+from dnd_ledger.cli.format import format_option
+from dnd_ledger.cli.output import emit_json
+from dnd_ledger.cli.witness import witness_key_option, witness_keys_of
 from dnd_ledger.notary.bundle import export_bundle
 from dnd_ledger.notary.offline import (
     BundleError,
@@ -21,103 +23,59 @@ from dnd_ledger.notary.offline import (
     verify_bundle,
 )
 
-# -- proofs -----------------------------------------------------------------------------------
+
+class DefaultGroup(click.Group):
+    """A group that runs its default command when the first word names no subcommand."""
+
+    default_command = "trail"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        default = self.commands[self.default_command]
+        rows = [r for p in default.get_params(ctx) if isinstance(p, click.Option)
+                and "--help" not in p.opts and (r := p.get_help_record(ctx))]  # fmt: skip
+        with formatter.section(f"Options of `{ctx.command_path} {self.default_command}`"):
+            formatter.write_dl(rows)
 
 
-@cli.group()
-def proof() -> None:
-    """Merkle proofs (RFC 6962) against the notary's checkpoints, as JSON."""
+@click.group(cls=DefaultGroup)
+def audit() -> None:
+    """The compliance audit trail (and, with subcommands, its export).
+
+    \b
+    Examples:
+      dnd-ledger audit loc-1 c-42 --format csv
+      dnd-ledger audit loc-1 --since 2026-11-01T00:00:00Z --format jsonl
+    """
 
 
-@proof.command("inclusion")
-@click.argument("position", type=click.IntRange(min=0))
-@click.option("--leaf-index", is_flag=True, help="POSITION is a leaf index, not a log position.")
-@click.option("--size", type=click.IntRange(min=1),
-              help="Tree size to prove against [default: the latest checkpoint].")  # fmt: skip
+@audit.command("trail")
+@click.argument("location", required=False)
+@click.argument("contact_id", required=False)
+@click.option("--since", type=TIME, help="Events that occurred at or after this time.")
+@click.option("--until", type=TIME, help="Events that occurred at or before this time.")
+@format_option
 @pass_ctx
 @ledger_errors
-def proof_inclusion(c: Ctx, position: int, leaf_index: bool, size: int | None) -> None:
-    """Prove that the event at a log POSITION (as `audit` shows it) is in the tree.
+def audit_trail(
+    c: Ctx, location: str | None, contact_id: str | None, since: datetime | None,
+    until: datetime | None, fmt: str,
+) -> None:  # fmt: skip
+    """Print the audit trail: one row per event, in log order.
 
-    Example: dnd-ledger proof inclusion 7
+    Example: dnd-ledger audit loc-1 c-42 --format csv
     """
-    n = c.ledger.notary
-    target = _tree_size(c, size)
-    if leaf_index:
-        index = position
-    else:
-        row = c.ledger.sql.fetchone(
-            "SELECT leaf_index FROM dnd_notary_leaves WHERE notification_id = ?", (position,)
-        )
-        if row is None:
-            raise InvalidInput(f"no event at position {position} is notarised")
-        index = int(row[0])
-    if index >= target:
-        raise InvalidInput(
-            f"leaf {index} is not under the tree of size {target}: run `dnd-ledger checkpoint`"
-        )
-    levels = n.levels(target)
-    leaf = next(leaf for i, leaf in n.leaves(stop=index + 1) if i == index)
-    emit_json(
-        {
-            "type": "inclusion",
-            "leaf_index": index,
-            "position": leaf.notification_id,
-            "leaf": leaf.to_json(),
-            "leaf_data": leaf.encode().decode("ascii"),
-            "leaf_hash": levels.leaf(index).hex(),
-            "tree_size": target,
-            "root": levels.root().hex(),
-            "checkpoint": _note(c, target),
-            "proof": [h.hex() for h in levels.inclusion_proof(index, target)],
-        }
-    )
-
-
-@proof.command("consistency")
-@click.argument("old_size", type=click.IntRange(min=1))
-@click.argument("new_size", type=click.IntRange(min=1))
-@pass_ctx
-@ledger_errors
-def proof_consistency(c: Ctx, old_size: int, new_size: int) -> None:
-    """Prove that the tree of NEW_SIZE leaves extends the tree of OLD_SIZE.
-
-    Example: dnd-ledger proof consistency 1000 2000
-    """
-    if old_size > new_size:
-        raise InvalidInput(f"old size {old_size} is larger than new size {new_size}")
-    target = _tree_size(c, new_size)
-    levels = c.ledger.notary.levels(target)
-    emit_json(
-        {
-            "type": "consistency",
-            "old_size": old_size,
-            "new_size": new_size,
-            "old_root": levels.root(old_size).hex(),
-            "new_root": levels.root(new_size).hex(),
-            "old_checkpoint": _note(c, old_size),
-            "new_checkpoint": _note(c, new_size),
-            "proof": [h.hex() for h in levels.consistency_proof(old_size, new_size)],
-        }
-    )
-
-
-def _tree_size(c: Ctx, size: int | None) -> int:
-    n = c.ledger.notary
-    if size is None:
-        latest = n.latest_checkpoint()
-        if latest is None:
-            raise InvalidInput("no checkpoint yet: run `dnd-ledger checkpoint`")
-        return latest.size
-    have = n.state().size
-    if size > have:
-        raise InvalidInput(f"the tree has {have} leaves, fewer than {size}")
-    return size
-
-
-def _note(c: Ctx, size: int) -> str | None:
-    row = c.ledger.sql.fetchone("SELECT note FROM dnd_notary_checkpoints WHERE size = ?", (size,))
-    return None if row is None else str(row[0])
+    ledger = c.ledger
+    ledger.ensure_current()
+    rows = ledger.views.audit(location, contact_id, since, until)
+    out = render_audit(rows, fmt)
+    if out:
+        click.echo(out)
 
 
 # -- auditor bundles --------------------------------------------------------------------------

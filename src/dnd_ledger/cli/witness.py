@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from dnd_ledger.cli import cli
 from dnd_ledger.files import write_private
 from dnd_ledger.notary.cosign import WitnessKey, format_witness_vkey
 from dnd_ledger.notary.offline import BundleError, load_public_key, load_witness_key
@@ -34,7 +33,7 @@ def witness_keys_of(values: tuple[str, ...]) -> list[WitnessKey]:
         raise click.BadParameter(str(e), param_hint="--witness-key") from e
 
 
-@cli.group()
+@click.group()
 def witness() -> None:
     """A witness: cosigns a ledger's checkpoints once they extend what it saw before."""
 

@@ -1,4 +1,5 @@
-"""``dnd-ledger ingest``: backfill archived Twilio and Mailgun payloads."""
+"""``dnd-ledger inbound`` (one inbound message) and ``ingest`` (backfill archived Twilio
+and Mailgun payloads)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,44 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 
-from dnd_ledger.cli import Ctx, cli, json_option, ledger_errors, pass_ctx
-from dnd_ledger.cli_output import emit_json
+from dnd_ledger import commands as cmd
+from dnd_ledger.cli.common import Ctx, at_option, json_option, ledger_errors, pass_ctx, report
+from dnd_ledger.cli.output import emit_json
 from dnd_ledger.commands import Command
 from dnd_ledger.domain.text import NotText, decode_text
+from dnd_ledger.domain.values import Channel
 from dnd_ledger.providers.backfill import FORMATS, BackfillItem, iter_backfill
 from dnd_ledger.providers.outcomes import Ignored, ParseError
 
 BATCH = 500
+
+
+@click.command()
+@click.argument("location")
+@click.option("--channel", type=click.Choice(["sms", "whatsapp"]), required=True)
+@click.option("--from", "from_address", required=True, help="Sender phone number (E.164).")
+@click.option("--body", required=True, help="Message text.")
+@click.option("--message-sid", required=True, help="Provider message id (idempotency key).")
+@at_option
+@json_option
+@pass_ctx
+@ledger_errors
+def inbound(
+    c: Ctx, location: str, channel: str, from_address: str, body: str, message_sid: str,
+    at: datetime | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Record an inbound message from an address (keywords are processed).
+
+    Example: dnd-ledger inbound loc-1 --channel sms --from +14155550100 --body STOP --message-sid SM1
+    """
+    command = cmd.ReceiveInbound(location, Channel(channel), from_address, body, message_sid, at)
+    report(c.ledger.execute(command), as_json)
 
 
 def mailgun_keys(config: str | None, location: str) -> list[str]:
@@ -53,7 +79,7 @@ def _lines(stream: BinaryIO) -> Iterator[bytes]:
     yield from stream
 
 
-@cli.command()
+@click.command()
 @click.argument("file", type=click.File("rb"))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
 @click.option("--location", required=True, help="The location the payloads belong to.")
