@@ -19,7 +19,7 @@ from dnd_ledger.cli.main import cli
 from dnd_ledger.delivery.subscriber import Subscriber, verify
 from dnd_ledger.delivery.webhooks import Deliverer
 from dnd_ledger.domain.values import Channel
-from dnd_ledger.web.config import ConfigError, load_config
+from dnd_ledger.settings import ConfigError, load_config
 
 SECRET = "whsec-7Yq2Lp9Vx4Rt8Kz3"
 PHONE = "+14155550100"

@@ -9,14 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dnd_ledger.application import DndLedger
+from dnd_ledger.settings import Settings, load_config
 from dnd_ledger.web.app import create_app
-from dnd_ledger.web.config import WebConfig, load_config
 from tests.conftest import Clock
 from tests.web.support import write_config
 
 
 @pytest.fixture
-def web_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WebConfig:
+def web_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.delenv("DND_LEDGER_PUBLIC_URL", raising=False)
     return load_config(write_config(tmp_path))
 
@@ -31,6 +31,6 @@ def web_ledger(tmp_path: Path, clock: Clock) -> Iterator[DndLedger]:
 
 
 @pytest.fixture
-def client(web_ledger: DndLedger, web_config: WebConfig) -> Iterator[TestClient]:
+def client(web_ledger: DndLedger, web_config: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(web_ledger, web_config)) as c:
         yield c

@@ -32,8 +32,8 @@ import uvicorn
 from dnd_ledger import commands as cmd
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import Channel
+from dnd_ledger.settings import load_config
 from dnd_ledger.web.app import create_app
-from dnd_ledger.web.config import load_config
 from tests.conftest import T0, Clock
 from tests.web.support import PHONE, READ, L, write_config
 

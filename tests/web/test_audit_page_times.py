@@ -13,8 +13,8 @@ from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import AddressKind, Channel
 from dnd_ledger.notary.offline import verify_bundle
 from dnd_ledger.notary.signed_note import SigningKey, format_vkey, parse_vkey
+from dnd_ledger.settings import Settings
 from dnd_ledger.web.app import create_app
-from dnd_ledger.web.config import WebConfig
 from tests.conftest import T0, Clock
 from tests.web.support import PHONE, READ, READ_SUPPORT, L, bearer
 
@@ -71,7 +71,7 @@ def test_a_block_through_a_shared_address_names_the_reference(
 
 
 def test_the_page_shows_the_notary_and_links_a_bundle_that_verifies(
-    tmp_path: Path, web_config: WebConfig, clock: Clock
+    tmp_path: Path, web_config: Settings, clock: Clock
 ) -> None:
     key = SigningKey("ledger.example/dnd", Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
     ledger = DndLedger(str(tmp_path / "signed.db"), pii_key=b"web-test-key-0123456789",

@@ -14,15 +14,9 @@ from dnd_ledger.providers.signatures import (
     verify_mailgun_signature,
     verify_twilio_signature,
 )
+from dnd_ledger.settings import ConfigError, Settings, load_config
 from dnd_ledger.web.app import create_app
-from dnd_ledger.web.config import (
-    ConfigError,
-    WebConfig,
-    config_warnings,
-    load_config,
-    secret_problem,
-    secret_problems,
-)
+from dnd_ledger.web.config import config_warnings, secret_problem, secret_problems
 from tests.web.support import (
     MAILGUN_KEY,
     PUBLIC_URL,
@@ -283,7 +277,7 @@ def test_sign_mailgun_refuses_what_is_not_an_object(tmp_path: Path) -> None:
 
 def test_web_config_is_frozen(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path))
-    assert isinstance(config, WebConfig)
+    assert isinstance(config, Settings)
     with pytest.raises(ValueError, match="frozen"):
         config.public_url = "https://elsewhere"  # type: ignore[misc]
 

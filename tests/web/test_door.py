@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
+from dnd_ledger.settings import Settings, load_config
 from dnd_ledger.web.app import create_app
-from dnd_ledger.web.config import WebConfig, load_config
 from tests.conftest import Clock
 from tests.web.support import (
     EMAIL,
@@ -55,7 +55,7 @@ def door_ledger(
 
 
 @pytest.fixture
-def door(door_ledger: DndLedger, web_config: WebConfig) -> Iterator[TestClient]:
+def door(door_ledger: DndLedger, web_config: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(door_ledger, web_config), raise_server_exceptions=False) as client:
         yield client
 

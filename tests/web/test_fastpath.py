@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from dnd_ledger import commands as cmd
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import Channel
+from dnd_ledger.settings import Settings
 from dnd_ledger.web import bare_asgi, fastpath, front
 from dnd_ledger.web.app import create_app
-from dnd_ledger.web.config import WebConfig
 from tests.conftest import poison_opt_outs
 from tests.web.support import L2, LOC2_READ, PHONE, READ, WRITE, L, bearer
 
@@ -37,7 +37,7 @@ def without_fast_routes(app: FastAPI) -> FastAPI:
 
 
 @pytest.fixture
-def pair(web_ledger: DndLedger, web_config: WebConfig) -> Iterator[tuple[TestClient, TestClient]]:
+def pair(web_ledger: DndLedger, web_config: Settings) -> Iterator[tuple[TestClient, TestClient]]:
     web_ledger.execute(cmd.RegisterContact(L, "ada", phones=(PHONE,)))
     web_ledger.execute(cmd.RegisterContact(L, "bob", phones=("+14155550101",)))
     web_ledger.execute(cmd.SetDnd(L, "bob", (Channel.EMAIL,), "alice"))
@@ -197,7 +197,7 @@ def test_stuck_views_fail_closed_as_the_fastapi_route(
 
 
 def test_the_front_steps_aside_for_other_middleware(
-    web_ledger: DndLedger, web_config: WebConfig
+    web_ledger: DndLedger, web_config: Settings
 ) -> None:
     web_ledger.execute(cmd.RegisterContact(L, "ada", phones=(PHONE,)))
     app = create_app(web_ledger, web_config)

@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
+from dnd_ledger.settings import Settings
 from dnd_ledger.web.app import create_app
-from dnd_ledger.web.config import WebConfig
 from tests.conftest import Clock
 from tests.web.support import (
     EMAIL,
@@ -54,7 +54,7 @@ FUZZ = settings(
 
 
 @pytest.fixture
-def pg_app(pg_url: str, web_config: WebConfig, clock: Clock) -> Iterator[FastAPI]:
+def pg_app(pg_url: str, web_config: Settings, clock: Clock) -> Iterator[FastAPI]:
     ledger = DndLedger(pg_url, pii_key=b"web-test-key-0123456789", clock=clock)
     ledger.execute(c.RegisterContact(L, "ada", phones=(PHONE,), emails=(EMAIL,)))
     try:

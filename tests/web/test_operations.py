@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dnd_ledger.application import DndLedger
+from dnd_ledger.settings import load_config
 from dnd_ledger.web import request_log
 from dnd_ledger.web.app import create_app
-from dnd_ledger.web.config import load_config
 from tests.conftest import require_postgres
 from tests.web.support import (
     PHONE,

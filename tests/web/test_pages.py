@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from dnd_ledger import commands as cmd
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import Channel
+from dnd_ledger.settings import Settings, load_config
 from dnd_ledger.web.app import create_app
 from dnd_ledger.web.auth import SESSION_COOKIE, TokenBook
-from dnd_ledger.web.config import WebConfig, load_config
 from tests.conftest import Clock
 from tests.web.support import EMAIL, L2, LOC2_READ, PHONE, READ, SENDER, WRITE, L, bearer
 
@@ -22,7 +22,7 @@ PAGE = f"/v1/locations/{L}/contacts/ada/audit.html"
 
 
 @pytest.fixture
-def client(web_ledger: DndLedger, web_config: WebConfig) -> Iterator[TestClient]:
+def client(web_ledger: DndLedger, web_config: Settings) -> Iterator[TestClient]:
     """Over https, as a browser would reach the public URL: Secure cookies come back."""
     with TestClient(create_app(web_ledger, web_config), base_url="https://testserver") as c:
         yield c
@@ -124,7 +124,7 @@ def test_signing_in_sets_a_strict_http_only_cookie_and_returns_to_the_page(
 
 
 def test_the_cookie_is_not_secure_behind_an_http_public_url(
-    web_ledger: DndLedger, web_config: WebConfig, story: None
+    web_ledger: DndLedger, web_config: Settings, story: None
 ) -> None:
     app = create_app(web_ledger, web_config, public_url="http://127.0.0.1:8000")
     with TestClient(app) as client:
@@ -158,7 +158,7 @@ def test_sign_in_only_returns_to_audit_pages(client: TestClient, target: str) ->
 
 
 def test_a_tampered_or_expired_session_is_refused(
-    client: TestClient, web_config: WebConfig, story: None
+    client: TestClient, web_config: Settings, story: None
 ) -> None:
     book: TokenBook = client.app.state.web.tokens  # type: ignore[attr-defined]
     token = book.from_token(READ)
@@ -175,7 +175,7 @@ def test_a_tampered_or_expired_session_is_refused(
 
 
 def test_a_session_dies_with_its_token(
-    web_ledger: DndLedger, web_config: WebConfig, story: None, tmp_path: object
+    web_ledger: DndLedger, web_config: Settings, story: None, tmp_path: object
 ) -> None:
     with TestClient(create_app(web_ledger, web_config)) as client:
         book: TokenBook = client.app.state.web.tokens  # type: ignore[attr-defined]

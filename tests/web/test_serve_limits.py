@@ -14,13 +14,14 @@ import uvicorn
 from click.testing import CliRunner
 
 from dnd_ledger.cli.main import cli as dnd_ledger_cli
-from dnd_ledger.web.config import load_config
+from dnd_ledger.settings import load_config
+from dnd_ledger.web.config import serve_options
 from tests.web.support import L, write_config
 from tests.web.test_serve import serving
 
 
 def test_defaults_trust_no_proxy_and_bound_slow_clients(tmp_path: Path) -> None:
-    options = load_config(write_config(tmp_path)).serve_options()
+    options = serve_options(load_config(write_config(tmp_path)))
     assert options == {
         "http": "dnd_ledger.web.http_protocol:PROTOCOL",
         "timeout_keep_alive": 5,

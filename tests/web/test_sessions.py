@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
+from dnd_ledger.settings import Settings
 from dnd_ledger.web.app import create_app
 from dnd_ledger.web.auth import SESSION_COOKIE
-from dnd_ledger.web.config import WebConfig
 from tests.conftest import SHARED_DATABASES, Clock
 from tests.web.support import PHONE, PUBLIC_URL, READ, L
 
@@ -44,7 +44,7 @@ def ada(web_ledger: DndLedger) -> None:
     web_ledger.execute(c.RegisterContact(L, "ada", phones=(PHONE,)))
 
 
-def browser(ledger: DndLedger, config: WebConfig) -> TestClient:
+def browser(ledger: DndLedger, config: Settings) -> TestClient:
     return TestClient(create_app(ledger, config), base_url="https://testserver")
 
 
@@ -59,7 +59,7 @@ def sign_in(client: TestClient) -> str:
 
 @pytest.fixture
 def two_workers(
-    web_ledger: DndLedger, web_config: WebConfig, db_url: str, clock: Clock
+    web_ledger: DndLedger, web_config: Settings, db_url: str, clock: Clock
 ) -> Iterator[tuple[TestClient, TestClient]]:
     """Two apps over one ledger database, each with its own connections, as two
     ``serve --workers`` processes share it."""
@@ -90,7 +90,7 @@ def test_sign_out_ends_the_session_for_every_worker(
 
 
 def test_sessions_are_stored_only_as_hashes(
-    web_ledger: DndLedger, web_config: WebConfig, ada: None
+    web_ledger: DndLedger, web_config: Settings, ada: None
 ) -> None:
     with browser(web_ledger, web_config) as client:
         cookie = sign_in(client)
@@ -107,7 +107,7 @@ def test_sessions_are_stored_only_as_hashes(
      {"Referer": "https://evil.example/login"}, {"Origin": "http://ledger.example.test"}],
 )  # fmt: skip
 def test_cross_site_sign_in_and_sign_out_are_refused(
-    web_ledger: DndLedger, web_config: WebConfig, ada: None, headers: dict[str, str]
+    web_ledger: DndLedger, web_config: Settings, ada: None, headers: dict[str, str]
 ) -> None:
     with browser(web_ledger, web_config) as client:
         r = client.post("/v1/sign-in", data={"token": READ, "next": PAGE}, headers=headers,
@@ -122,7 +122,7 @@ def test_cross_site_sign_in_and_sign_out_are_refused(
 
 
 def test_same_origin_by_referer_is_accepted(
-    web_ledger: DndLedger, web_config: WebConfig, ada: None
+    web_ledger: DndLedger, web_config: Settings, ada: None
 ) -> None:
     with browser(web_ledger, web_config) as client:
         r = client.post("/v1/sign-in", data={"token": READ, "next": PAGE},

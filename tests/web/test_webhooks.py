@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.errors import Conflict
+from dnd_ledger.settings import Settings
 from dnd_ledger.web.app import create_app
-from dnd_ledger.web.config import WebConfig
 from tests.conftest import Clock
 from tests.web.support import (
     EMAIL,
@@ -132,7 +132,7 @@ def test_the_signature_covers_the_query_string(
 
 
 def test_a_public_url_with_a_path_prefix_is_signed_in_full(
-    web_ledger: DndLedger, web_config: WebConfig, ada: str
+    web_ledger: DndLedger, web_config: Settings, ada: str
 ) -> None:
     prefixed = "https://proxy.example.test/ledger"
     app = create_app(web_ledger, web_config, public_url=prefixed)
@@ -346,7 +346,7 @@ def test_a_location_without_a_mailgun_key_is_404(client: TestClient, clock: Cloc
 @pytest.mark.parametrize("failure", [RuntimeError("database went away"), Conflict("collided")])
 def test_a_mailgun_event_that_could_not_be_stored_is_accepted_on_retry(
     web_ledger: DndLedger,
-    web_config: WebConfig,
+    web_config: Settings,
     clock: Clock,
     ada: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -30,7 +30,7 @@ CONFIG_HELP = "Service configuration (TOML). [env: DND_LEDGER_CONFIG]"
 
 
 def _config(path: str | None, *, public_url: str | None = None) -> Any:
-    from dnd_ledger.web.config import ConfigError, load_config
+    from dnd_ledger.settings import ConfigError, load_config
 
     overrides = {"public_url": public_url} if public_url else {}
     try:
@@ -87,8 +87,9 @@ def serve(
     """
     import uvicorn
 
+    from dnd_ledger.settings import ConfigError
     from dnd_ledger.web.app import CONFIG_ENV, DEV_ENV, create_app
-    from dnd_ledger.web.config import ConfigError, config_warnings, secret_problems
+    from dnd_ledger.web.config import config_warnings, secret_problems, serve_options
 
     if config_path is None and not dev:
         raise click.ClickException(
@@ -128,7 +129,7 @@ def serve(
         err=True,
     )
     # The service's own request log replaces uvicorn's access lines.
-    log = {"access_log": False, "log_level": "info", **config.serve_options()}
+    log = {"access_log": False, "log_level": "info", **serve_options(config)}
     if workers == 1:
         try:
             app = create_app(ledger, config, dev=dev, public_url=public_url)

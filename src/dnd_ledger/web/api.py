@@ -21,8 +21,8 @@ from dnd_ledger import commands as cmd
 from dnd_ledger.audit_format import audit_csv, render_audit
 from dnd_ledger.cli.output import outcome_json
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Direction, Mode, Purpose
+from dnd_ledger.settings import ApiToken
 from dnd_ledger.web import metrics
-from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.fastpath import batch_results
 from dnd_ledger.web.limits import batch_within_limit
 from dnd_ledger.web.params import QueryTime

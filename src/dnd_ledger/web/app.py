@@ -37,6 +37,7 @@ from dnd_ledger.domain.errors import (
     UnknownContact,
     UnknownReviewItem,
 )
+from dnd_ledger.settings import ConfigError, Settings, load_config
 from dnd_ledger.web import (
     api,
     api_rules,
@@ -51,7 +52,7 @@ from dnd_ledger.web import (
 )
 from dnd_ledger.web.auth import AuthError, TokenBook
 from dnd_ledger.web.changes_api import router as changes_router
-from dnd_ledger.web.config import ConfigError, WebConfig, load_config, secret_problems
+from dnd_ledger.web.config import secret_problems
 from dnd_ledger.web.limits import RequestGuard
 from dnd_ledger.web.sessions import SessionStore
 from dnd_ledger.web.state import WebState
@@ -153,7 +154,7 @@ def _install_handlers(app: FastAPI) -> None:
 
 def create_app(
     ledger: DndLedger,
-    config: WebConfig,
+    config: Settings,
     *,
     dev: bool = False,
     clock: Callable[[], datetime] | None = None,
@@ -296,11 +297,9 @@ def _stuck(ledger: DndLedger) -> dict[str, Any]:
 
 def create_app_from_env() -> FastAPI:
     """The uvicorn factory for worker processes: everything comes from the environment."""
-    from dnd_ledger.settings import Settings
-
     dev = os.environ.get(DEV_ENV, "") == "1"
     config = load_config(os.environ.get(CONFIG_ENV) or None)
-    ledger = Settings.from_env().open(create=False)  # serve checked it exists
+    ledger = config.open(create=False)  # serve checked it exists
     try:
         return create_app(ledger, config, dev=dev, close_ledger=True)
     except BaseException:

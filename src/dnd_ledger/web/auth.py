@@ -19,7 +19,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from dnd_ledger.web.config import ApiToken, Role, WebConfig
+from dnd_ledger.settings import ApiToken, Role, Settings
+from dnd_ledger.web.config import session_key
 from dnd_ledger.web.sessions import SessionStore
 
 SESSION_COOKIE = "dnd_ledger_session"
@@ -60,13 +61,13 @@ _KNOWN_HEADERS = 1024
 
 
 class TokenBook:
-    def __init__(self, config: WebConfig, sessions: SessionStore | None = None) -> None:
+    def __init__(self, config: Settings, sessions: SessionStore | None = None) -> None:
         self._sessions = sessions
         self._by_hash = {t.sha256: t for t in config.tokens if t.usable}
         self._by_name = {t.name: t for t in config.tokens}
         #: Authorization headers already found, so a client's every request skips the hash.
         self._known: dict[str, ApiToken] = {}
-        self._key = config.session_key()
+        self._key = session_key(config)
         self.session_seconds = int(config.session_hours * 3600)
 
     # -- bearer tokens ------------------------------------------------------------

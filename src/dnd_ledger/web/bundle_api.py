@@ -12,8 +12,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Response
 
 from dnd_ledger.notary.bundle import export_bundle
+from dnd_ledger.settings import ApiToken
 from dnd_ledger.web.api import _errors
-from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.state import State, for_location
 
 router = APIRouter(prefix="/v1/locations/{location_id}", tags=["audit"])

@@ -8,8 +8,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
 from dnd_ledger.projections.changes import MAX_PAGE, MAX_WAIT, feed_of
+from dnd_ledger.settings import ApiToken
 from dnd_ledger.web.api import _errors
-from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.state import State, for_location
 
 router = APIRouter(prefix="/v1")

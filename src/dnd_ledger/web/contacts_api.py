@@ -19,8 +19,8 @@ from dnd_ledger.services import contact_admin
 from dnd_ledger.cli.output import outcome_json
 from dnd_ledger.projections import contact_views as views
 from dnd_ledger.services import contact_admin
+from dnd_ledger.settings import ApiToken
 from dnd_ledger.web.api import _errors
-from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.params import QueryTime
 from dnd_ledger.web.state import State, for_location
 

@@ -34,6 +34,7 @@ from starlette.types import Message, Receive, Scope, Send
 from dnd_ledger import textcheck
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
 from dnd_ledger.domain.values import Channel, Direction, Mode, Purpose
+from dnd_ledger.settings import ApiToken
 from dnd_ledger.web import metrics
 from dnd_ledger.web.auth import TokenBook
 from dnd_ledger.web.bare_asgi import (
@@ -45,7 +46,6 @@ from dnd_ledger.web.bare_asgi import (
     can_send_query,
     respond,
 )
-from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.front import install_front
 from dnd_ledger.web.limits import header
 from dnd_ledger.web.state import WebState

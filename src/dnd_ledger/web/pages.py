@@ -19,9 +19,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dnd_ledger.domain.errors import LedgerError, LedgerUnavailable, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel
+from dnd_ledger.settings import ApiToken
 from dnd_ledger.web.audit_view import STATUS_WORDS, addresses, notary_status, timeline
 from dnd_ledger.web.auth import SESSION_COOKIE, AuthError, TokenBook
-from dnd_ledger.web.config import ApiToken
 from dnd_ledger.web.origin import CROSS_SITE, same_origin
 from dnd_ledger.web.params import parse_time
 from dnd_ledger.web.state import WebState, web_state

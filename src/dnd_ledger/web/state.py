@@ -18,14 +18,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dnd_ledger.application import DndLedger
+from dnd_ledger.settings import ApiToken, Role, Settings
 from dnd_ledger.web.auth import SESSION_COOKIE, AuthError, TokenBook
-from dnd_ledger.web.config import ApiToken, Role, WebConfig
 
 
 @dataclass
 class WebState:
     ledger: DndLedger
-    config: WebConfig
+    config: Settings
     tokens: TokenBook
     clock: Callable[[], datetime]
     public_url: str

@@ -29,7 +29,7 @@ from dnd_ledger.providers.outcomes import Ignored
 from dnd_ledger.providers.payload import MAX_PAYLOAD_BYTES, PayloadError, load_json_object
 from dnd_ledger.providers.signatures import SignatureError, verify_mailgun_signature
 from dnd_ledger.providers.signatures import verify_twilio_signature as twilio_signature_ok
-from dnd_ledger.web.config import LocationSecrets
+from dnd_ledger.settings import LocationSecrets
 from dnd_ledger.web.state import WebState, web_state
 
 router = APIRouter(prefix="/v1/locations/{location_id}/webhooks", tags=["webhooks"])
