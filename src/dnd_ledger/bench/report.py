@@ -47,6 +47,14 @@ class Figure:
     baseline_samples: list[float] = field(default_factory=list)
     target: Target | None = None
     note: str = ""
+    #: CPU microseconds per operation (this process, plus the database server's on
+    #: PostgreSQL: ``server_us`` of it), for the figure and for its baseline.
+    cpu_us: float | None = None
+    baseline_cpu_us: float | None = None
+    server_us: float | None = None
+    baseline_server_us: float | None = None
+    cpu_samples: list[float] = field(default_factory=list)
+    baseline_cpu_samples: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
@@ -55,8 +63,34 @@ class Figure:
         return self.value / self.baseline
 
     @property
+    def wall_us(self) -> float | None:
+        """Wall microseconds per operation."""
+        return _per_op_us(self.value, self.unit)
+
+    @property
+    def baseline_wall_us(self) -> float | None:
+        return _per_op_us(self.baseline, self.unit)
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """The ratio in CPU time, read like :attr:`ratio` (for a rate, baseline CPU per
+        operation over the figure's; for a latency, the figure's over the baseline's)."""
+        if not self.cpu_us or not self.baseline_cpu_us:
+            return None
+        if self.better == "higher":
+            return self.baseline_cpu_us / self.cpu_us
+        return self.cpu_us / self.baseline_cpu_us
+
+    @property
     def met(self) -> bool | None:
         return None if self.target is None else self.target.met(self.value, self.ratio)
+
+    @property
+    def met_cpu(self) -> bool | None:
+        """The target judged on CPU time (ratio targets only)."""
+        if self.target is None or self.target.on != "ratio" or self.cpu_ratio is None:
+            return None
+        return self.target.met(None, self.cpu_ratio)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,10 +110,33 @@ class Figure:
                 }
             ),
             "ratio": self.ratio,
+            "wall_us": self.wall_us,
+            "baseline_wall_us": self.baseline_wall_us,
+            "cpu_us": self.cpu_us,
+            "baseline_cpu_us": self.baseline_cpu_us,
+            "server_us": self.server_us,
+            "baseline_server_us": self.baseline_server_us,
+            "cpu_samples": self.cpu_samples,
+            "baseline_cpu_samples": self.baseline_cpu_samples,
+            "cpu_ratio": self.cpu_ratio,
             "target": None if self.target is None else self.target.to_json(),
             "met": self.met,
+            "met_cpu": self.met_cpu,
             "note": self.note,
         }
+
+
+RATES = {"cmd/s", "/s", "ev/s"}
+
+
+def _per_op_us(x: float | None, unit: str) -> float | None:
+    if not x:
+        return None
+    if unit in RATES:
+        return 1e6 / x
+    if unit == "ms":
+        return x * 1000
+    return None
 
 
 def median(xs: list[float]) -> float | None:
@@ -109,23 +166,44 @@ def fmt(x: float | None, unit: str = "") -> str:
     return f"{text} {unit}".rstrip()
 
 
+def _x(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def _pair(wall: float | None, cpu: float | None) -> str:
+    if wall is None and cpu is None:
+        return "-"
+    return f"{fmt(wall)} / {fmt(cpu)}"
+
+
+#: Right-aligned columns of :func:`table`.
+_NUMERIC = (1, 2, 4, 5, 6)
+
+
 def table(figures: list[Figure]) -> str:
-    head = ("figure", "value", "baseline", "ratio", "target", "met")
+    """Each figure beside its baseline: the value, wall / CPU microseconds per operation
+    for both, the ratio in wall time and in CPU time, the target and whether it is met
+    (in wall time / in CPU time)."""
+    head = ("figure", "value", "us/op wall / CPU", "baseline", "baseline us/op wall / CPU",
+            "ratio", "CPU ratio", "target", "met (wall/CPU)")  # fmt: skip
     rows = [head]
     for f in figures:
         base = (
             "-" if f.baseline_label is None else f"{fmt(f.baseline, f.unit)} ({f.baseline_label})"
         )
-        ratio = "-" if f.ratio is None else f"{f.ratio:.2f}x"
-        met = {None: "", True: "yes", False: "NO"}[f.met]
+        met = "/".join(
+            {None: "-", True: "yes", False: "NO"}[m] for m in (f.met, f.met_cpu)
+        ) if f.target else ""  # fmt: skip
         rows.append((
-            f.label, fmt(f.value, f.unit), base, ratio, f.target.text if f.target else "", met,
+            f.label, fmt(f.value, f.unit), _pair(f.wall_us, f.cpu_us), base,
+            _pair(f.baseline_wall_us, f.baseline_cpu_us), _x(f.ratio), _x(f.cpu_ratio),
+            f.target.text if f.target else "", met,
         ))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []
     for n, r in enumerate(rows):
         cells = [
-            r[i].rjust(widths[i]) if i in (1, 3) else r[i].ljust(widths[i]) for i in range(len(r))
+            r[i].rjust(widths[i]) if i in _NUMERIC else r[i].ljust(widths[i]) for i in range(len(r))
         ]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
