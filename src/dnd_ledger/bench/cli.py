@@ -152,6 +152,12 @@ def main(
     if src:
         changed = f", {len(src['changed'])} source files changed since" if src["changed"] else ""
         click.echo(f"source: commit {src['head'][:10]}{changed}")
+    cpu = "this process (SQLite runs in it)"
+    if backend == "postgres":
+        cpu = "this process + the run's database backends" if meta.get("server_cpu") else (
+            "this process only (the server's backends could not be read from /proc)"
+        )  # fmt: skip
+    click.echo(f"CPU time: {cpu}; the CPU ratio reads like the wall ratio")
     click.echo(table(figures))
     flat = meta.get("flatness") or {}
     if flat.get("machine_drift"):
@@ -161,6 +167,10 @@ def main(
         )
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(meta["outcomes"].items()))
     click.echo(f"outcomes: {outcomes}; late items: {meta['late_items']}")
+    ingest = meta.get("ingest") or {}
+    for who in ("ledger", "pipeline"):
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(ingest.get(f"{who}_outcomes", {}).items()))
+        click.echo(f"ingest outcomes, {who}: {counts}")
     if meta.get("profiled"):
         click.echo(f"profiled (timings include cProfile overhead): {meta.get('profiles')}")
     if keep:
