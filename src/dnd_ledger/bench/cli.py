@@ -13,7 +13,7 @@ from dnd_ledger.bench.report import table, write_json
 
 EPILOG = """\b
 Examples:
-  scripts/bench                                   # SQLite, the default workload (< 1 minute)
+  scripts/bench                                   # SQLite, the default workload (about a minute)
   scripts/bench --backend postgres --json pg.json
   scripts/bench --large 1000000 --json 1m.json    # flatness and RSS at 1M stored events (slow)
   scripts/bench --events 300 --large 0 --reps 3   # a quick look
