@@ -67,7 +67,6 @@ from pydantic_settings import (
 )
 
 from dnd_ledger.application import DndLedger
-from dnd_ledger.storage.cache import DEFAULT_BUDGET
 from dnd_ledger.delivery.subscriber import Subscribers
 from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.domain.policy import Policy, load_policy

@@ -28,29 +28,25 @@ import orjson
 
 from dnd_ledger import commands as cmd
 from dnd_ledger import textcheck
-from dnd_ledger.application import (  # the handlers' own validation and event tables
-    _CARRIER_EVENTS,
-    _EMAIL_EVENTS,
-    _LEVEL,
-    MAX_TEXT,
-    MESSAGE_CHANNELS,
-    _channels,
-    _check_id,
-    _drop_none,
-    _optional_text,
-    _required,
-)
 from dnd_ledger.bench.baselines import RawDb
 from dnd_ledger.bench.pipeline_tables import AddressRow, Batch, ContactRow, PipelineTables
-from dnd_ledger.domain.contact import CONTENT_MARK, REQUEST_PREFIX, Contact
+from dnd_ledger.domain import inputs, provider_rules
+from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.errors import IdempotencyKeyReused, InvalidInput, LedgerError, UnknownContact
-from dnd_ledger.domain.keywords import normalise
+from dnd_ledger.domain.inputs import (
+    MAX_TEXT,
+    check_id,
+    drop_none,
+    optional_text,
+    required,
+)
+from dnd_ledger.domain.keys import CONTENT_MARK, REQUEST_PREFIX
 from dnd_ledger.domain.policy import DEFAULT_POLICY, Policy
-from dnd_ledger.domain.reviews import opening
-from dnd_ledger.domain.scope import scoped, start_reach
+from dnd_ledger.domain.provider_rules import MESSAGE_CHANNELS
+from dnd_ledger.domain.rulings import Ignored
 from dnd_ledger.domain.state import NO_EFFECT, DndState, Effect, Entry, Op
 from dnd_ledger.domain.timecheck import check_occurred_at
-from dnd_ledger.domain.values import AddressKind, Channel, DndKind, InboundClass, Source
+from dnd_ledger.domain.values import AddressKind, DndKind, Source
 from dnd_ledger.idempotency import email_key, request_key
 from dnd_ledger.storage.pii import Keyring, normalise_email, normalise_phone
 
@@ -159,8 +155,8 @@ class PipelineCrud:
         self._b.dirty_contacts.add((row.location_id, row.contact_id))
 
     def _contact(self, loc: str, contact_id: str) -> ContactRow:
-        _check_id("location_id", loc)
-        _check_id("contact_id", contact_id)
+        check_id("location_id", loc)
+        check_id("contact_id", contact_id)
         row = self.tables.contact(self._b, loc, contact_id)
         if row is None:
             raise UnknownContact.of(loc, contact_id)
@@ -168,8 +164,8 @@ class PipelineCrud:
 
     # -- commands ---------------------------------------------------------------------------
     def _register(self, c: cmd.RegisterContact) -> str:
-        _check_id("location_id", c.location_id)
-        _check_id("contact_id", c.contact_id)
+        check_id("location_id", c.location_id)
+        check_id("contact_id", c.contact_id)
         loc, at = c.location_id, self._time(c.occurred_at)
         phones = list(
             dict.fromkeys(self._ref(AddressKind.PHONE, normalise_phone(p)) for p in c.phones)
@@ -214,13 +210,13 @@ class PipelineCrud:
 
     def _user(self, c: cmd.SetDnd | cmd.ClearDnd | cmd.ApproveOptIn) -> str:
         row = self._contact(c.location_id, c.contact_id)
-        channels = _channels(c.channels)
+        channels = inputs.channels(c.channels)
         at = self._time(c.occurred_at)
         detail: dict[str, Any]
         if isinstance(c, cmd.ApproveOptIn):
-            actor = _required("approver", c.approver)
-            ticket = _required("ticket", c.ticket)
-            evidence = _required("evidence", c.evidence, MAX_TEXT)
+            actor = required("approver", c.approver)
+            ticket = required("ticket", c.ticket)
+            evidence = required("evidence", c.evidence, MAX_TEXT)
             key = request_key(self.keyring, c.request_id, "approve opt-in", channels=set(channels),
                               approver=actor, ticket=ticket, evidence=evidence, at=c.occurred_at)  # fmt: skip
             event, source = "SupportOptInApproved", Source.SUPPORT
@@ -228,8 +224,8 @@ class PipelineCrud:
                             message=f"support-approved opt-in, ticket {ticket}, approved by {actor}")  # fmt: skip
             detail = {"ticket": ticket, "evidence_ref": self._ref("text", evidence)}
         else:
-            actor = _required("actor", c.actor)
-            reason = _optional_text("reason", c.reason)
+            actor = required("actor", c.actor)
+            reason = optional_text("reason", c.reason)
             source = Source.USER
             if isinstance(c, cmd.SetDnd):
                 key = request_key(self.keyring, c.request_id, "dnd set", channels=set(channels),
@@ -237,7 +233,7 @@ class PipelineCrud:
                 event = "DndSetByUser"
                 effect = Effect(Op.BLOCK, channels, DndKind.ACTIVE, code="user",
                                 message=reason or f"set by {actor} from the contact record")  # fmt: skip
-                detail = _drop_none(reason=reason)
+                detail = drop_none(reason=reason)
             else:
                 key = request_key(self.keyring, c.request_id, "dnd clear", channels=set(channels),
                                   actor=actor, reason=reason, suppression_removed=c.suppression_removed,
@@ -246,7 +242,7 @@ class PipelineCrud:
                 effect = Effect(Op.CLEAR_TEMPORARY, channels, code="user",
                                 message=reason or f"cleared by {actor} from the contact record",
                                 attested=c.suppression_removed)  # fmt: skip
-                detail = _drop_none(reason=reason, suppression_removed=c.suppression_removed or None)  # fmt: skip
+                detail = drop_none(reason=reason, suppression_removed=c.suppression_removed or None)  # fmt: skip
         owner = f"c:{c.location_id}:{c.contact_id}"
         if self._has_key(owner, key):
             return "duplicate"
@@ -260,88 +256,58 @@ class PipelineCrud:
         return "appended"
 
     def _inbound(self, c: cmd.ReceiveInbound) -> str:
-        _check_id("location_id", c.location_id)
+        check_id("location_id", c.location_id)
         if c.channel not in MESSAGE_CHANNELS:
             raise InvalidInput(f"inbound messages arrive on sms or whatsapp, not {c.channel}")
-        message_id = _required("message_id", c.message_id)
+        message_id = required("message_id", c.message_id)
         if len(c.body) > MAX_TEXT:
             raise InvalidInput(f"message body is longer than {MAX_TEXT} characters")
         ref = self._ref(AddressKind.PHONE, normalise_phone(c.from_address))
         at = self._time(c.occurred_at)
         body = textcheck.clean_body(c.body)
-        ours = self.policy.classify_inbound(body)
         theirs = textcheck.clean_body(c.provider_opt_out_type or "").strip().upper() or None
-        effective = InboundClass.OPT_OUT if theirs == "STOP" else ours
-        detail: dict[str, Any] = {"address_ref": ref, "body_ref": self._ref("text", body),
-                                  "classification": ours.value, "message_id": message_id}  # fmt: skip
-        if body != c.body:
-            detail["received_ref"] = self.keyring.ref("text", textcheck.exact(c.body))
-        if theirs:
-            detail["provider_opt_out_type"] = theirs
-            detail["disagreement"] = theirs in ("STOP", "START") and {
-                "STOP": InboundClass.OPT_OUT, "START": InboundClass.OPT_IN
-            }[theirs] is not ours  # fmt: skip
-        ch, scope = c.channel, self.policy.revocation_scope
-        if effective is InboundClass.OPT_OUT:
-            event = "OptOutKeyword"
-            effect, detail = scoped(scope, Effect(
-                Op.BLOCK, (ch,), DndKind.PERMANENT, code=normalise(body).upper()[:32] or theirs,
-                message=f"opt-out keyword on {ch.value}", origin=ref), at, detail)  # fmt: skip
-        elif effective is InboundClass.OPT_IN:
-            event = "StartReceived"
-            effect = Effect(Op.OPT_IN, (ch,), code="START", message=f"opt-in keyword on {ch.value}",
-                            origin=ref, also=start_reach(scope, ch))  # fmt: skip
-        elif effective is InboundClass.SUSPECTED_REVOCATION:
-            event = "RevocationSuspected"
-            detail.update(opening(self.policy.review.deadline, at, ch.value))
-            level = self.policy.review.effect
-            effect = NO_EFFECT if level == "none" else Effect(
-                Op.BLOCK, (ch,), DndKind(_LEVEL[level]), code="review",
-                message="message contains an opt-out word: flagged for human review", origin=ref)  # fmt: skip
-        else:
+        received = self.keyring.ref("text", textcheck.exact(c.body)) if body != c.body else None
+        ruling = provider_rules.inbound(
+            self.policy,
+            c.channel,
+            body,
+            theirs,
+            at,
+            ref=ref,
+            body_ref=self._ref("text", body),
+            received_ref=received,
+            message_id=message_id,
+        )
+        if isinstance(ruling, Ignored):
             return "ignored"
-        return self._signal(c.location_id, AddressKind.PHONE, ref, event, at,
-                            f"inbound:{message_id}", effect, detail)  # fmt: skip
+        return self._signal(c.location_id, AddressKind.PHONE, ref, ruling.event, at,
+                            f"inbound:{message_id}", ruling.effect, ruling.detail)  # fmt: skip
 
     def _carrier(self, c: cmd.ReportCarrierStatus) -> str:
-        _check_id("location_id", c.location_id)
-        message_id = _required("message_id", c.message_id)
-        rule = self.policy.carrier_rule(c.error_code) if c.error_code else None
-        if c.error_code is None or rule is None:
+        check_id("location_id", c.location_id)
+        message_id = required("message_id", c.message_id)
+        if c.error_code is None or provider_rules.carrier_ignored(self.policy, c.error_code):
             return "ignored"
         ref = self._ref(AddressKind.PHONE, normalise_phone(c.to_address))
         at = self._time(c.occurred_at)
-        channel = rule.channel or c.channel
-        event = _CARRIER_EVENTS.get(c.error_code) or (
-            "CarrierErrorTemporary" if c.error_code in (30003, 30005, 30006) else "CarrierErrorReported"
-        )  # fmt: skip
-        effect = Effect(Op.BLOCK, (channel,), DndKind(_LEVEL[rule.effect]), code=str(c.error_code),
-                        message=rule.description or f"carrier error {c.error_code}", origin=ref)  # fmt: skip
-        detail: dict[str, Any] = {"address_ref": ref, "message_id": message_id,
-                                  "status": c.status, "error_code": c.error_code}  # fmt: skip
-        if event == "CarrierError21610":
-            effect, detail = scoped(self.policy.revocation_scope, effect, at, detail)
+        ruling = provider_rules.carrier(self.policy, c.error_code, c.status, c.channel, at,
+                                        ref=ref, message_id=message_id)  # fmt: skip
         key = f"status:{message_id}:{c.status}:{c.error_code}"
-        return self._signal(c.location_id, AddressKind.PHONE, ref, event, at, key, effect, detail)
+        return self._signal(c.location_id, AddressKind.PHONE, ref, ruling.event, at, key,
+                            ruling.effect, ruling.detail)  # fmt: skip
 
     def _email(self, c: cmd.ReportEmailEvent) -> str:
-        _check_id("location_id", c.location_id)
-        token = _required("idempotency_key", c.idempotency_key)
-        rule = self.policy.email_rule(c.signal, c.reason)
-        if rule.effect == "none":
+        check_id("location_id", c.location_id)
+        token = required("idempotency_key", c.idempotency_key)
+        if provider_rules.email_ignored(self.policy, c.signal, c.reason):
             return "ignored"
         ref = self._ref(AddressKind.EMAIL, normalise_email(c.recipient))
         at = self._time(c.occurred_at)
-        reason = (c.reason or "").strip().lower() or None
-        effect = Effect(
-            Op.BLOCK, (Channel.EMAIL,), DndKind(_LEVEL[rule.effect]), code=reason or c.signal.value,
-            message=f"email {c.signal.value}" + (f": {reason}" if reason else ""),
-            origin=ref, suppression=rule.requires_suppression_removal,
-        )  # fmt: skip
-        detail = _drop_none(address_ref=ref, reason=reason, provider_event_id=c.event_id)
+        ruling = provider_rules.email(self.policy, c.signal, c.reason, ref=ref,
+                                      event_id=c.event_id)  # fmt: skip
         key = email_key(token, normalise_email(c.recipient), ref, c.key_per_recipient)
-        return self._signal(c.location_id, AddressKind.EMAIL, ref, _EMAIL_EVENTS[c.signal], at,
-                            key, effect, detail)  # fmt: skip
+        return self._signal(c.location_id, AddressKind.EMAIL, ref, ruling.event, at, key,
+                            ruling.effect, ruling.detail)  # fmt: skip
 
     def _signal(
         self, loc: str, kind: AddressKind, ref: str, event: str, at: datetime, key: str,

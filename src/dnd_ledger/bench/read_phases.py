@@ -11,7 +11,7 @@ from dnd_ledger.bench.report import Figure, median
 from dnd_ledger.bench.support import rss_mb, user_set
 from dnd_ledger.bench.timing import Spent, timed
 from dnd_ledger.bench.write_phases import per_op
-from dnd_ledger.domain.contact import contact_uuid
+from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel
 from dnd_ledger.projections.schema import VIEWS
 

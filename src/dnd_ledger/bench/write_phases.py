@@ -11,8 +11,8 @@ from dnd_ledger.bench.context import AS_OF_EVENTS, TARGETS, Context
 from dnd_ledger.bench.report import Figure, median, percentile
 from dnd_ledger.bench.support import chunks, slices, user_set
 from dnd_ledger.bench.timing import Spent
-from dnd_ledger.domain.contact import contact_uuid
 from dnd_ledger.domain.errors import LedgerError
+from dnd_ledger.domain.keys import contact_uuid
 
 FILL_BATCH = 500
 

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from dnd_ledger.services import contact_admin
 from dnd_ledger.cli.common import Ctx, json_option, ledger_errors, pass_ctx
 from dnd_ledger.cli.format import dumps
+from dnd_ledger.services import contact_admin
 
 
 @click.group()

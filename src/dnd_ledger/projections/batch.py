@@ -19,7 +19,6 @@ from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.state import DndState, Effect, Entry
 from dnd_ledger.domain.values import ALL_CHANNELS
-from dnd_ledger.storage.persistence import Sql
 from dnd_ledger.projections.rows import (
     CONTACT_ENTRIES,
     NAME,
@@ -33,6 +32,7 @@ from dnd_ledger.projections.rows import (
     stats_keys,
     text,
 )
+from dnd_ledger.storage.persistence import Sql
 
 
 class Batch:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dnd_ledger.storage.persistence import Sql
 from dnd_ledger.projections.rows import iso
+from dnd_ledger.storage.persistence import Sql
 
 #: The name of the projector's row in ``dnd_projection_errors``.
 ERROR_NAME = "views"

@@ -14,7 +14,7 @@ import orjson
 from starlette.types import Scope, Send
 
 from dnd_ledger.domain.values import Channel, Direction, Mode
-from dnd_ledger.web.config import ApiToken
+from dnd_ledger.settings import ApiToken
 from dnd_ledger.web.limits import header
 from dnd_ledger.web.state import WebState
 

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dnd_ledger import commands as cmd
-from dnd_ledger.services import contact_admin
 from dnd_ledger.cli.output import outcome_json
 from dnd_ledger.projections import contact_views as views
 from dnd_ledger.services import contact_admin
