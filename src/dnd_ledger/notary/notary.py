@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError
 
 from dnd_ledger.notary.leaf import stored_leaf
 from dnd_ledger.notary.locations import entry_hash, location_of, location_tag, locations_line
@@ -59,9 +59,10 @@ from dnd_ledger.notary.signed_note import (
     format_vkey,
     sign_checkpoint,
 )
+from dnd_ledger.storage.eventstore import insert_tracking
 
 if TYPE_CHECKING:
-    from dnd_ledger.application import DndLedger
+    from dnd_ledger.storage.ports import EventLog
 
 #: Leaves a transaction: a leaf is cheap to write, a commit is not.
 BATCH_SIZE = 5000
@@ -81,7 +82,7 @@ _CONFLICTS = (IntegrityError, psycopg.IntegrityError, _Moved)
 class Notary(NotaryReader):
     def __init__(
         self,
-        app: DndLedger,
+        app: EventLog,
         *,
         signing_key: SigningKey | None = None,
         every: int = DEFAULT_EVERY,
@@ -206,7 +207,7 @@ class Notary(NotaryReader):
                 )
             for record in checkpoints:
                 self._insert_checkpoint(c, record)
-            self.tracking._insert_tracking(c, Tracking(TRACKING_NAME, batch[-1][0]))
+            insert_tracking(self.tracking, c, TRACKING_NAME, batch[-1][0])
 
     def _due(self, waiting: int, since: datetime | None, now: datetime) -> bool:
         if waiting <= 0:

@@ -21,8 +21,8 @@ from dnd_ledger.notary.tree import TreeLevels
 from dnd_ledger.storage.persistence import row_values
 
 if TYPE_CHECKING:
-    from dnd_ledger.application import DndLedger
     from dnd_ledger.storage.persistence import Sql
+    from dnd_ledger.storage.ports import EventLog
 
 TRACKING_NAME = "dnd_ledger.notary"
 
@@ -30,7 +30,7 @@ TRACKING_NAME = "dnd_ledger.notary"
 class NotaryReader:
     """The reading half of :class:`~dnd_ledger.notary.notary.Notary`."""
 
-    app: DndLedger
+    app: EventLog
     sql: Sql
     tracking: Any
     _select_events: str
@@ -199,7 +199,7 @@ def _as_bytes(state: Any) -> bytes:
     return state.encode("utf-8") if isinstance(state, str) else bytes(state)
 
 
-def _select_events_statement(app: DndLedger) -> str:
+def _select_events_statement(app: EventLog) -> str:
     recorder: Any = app.recorder
     table = str(recorder.events_table_name)
     if app.sql.dialect == "sqlite":

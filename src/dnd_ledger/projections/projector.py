@@ -20,16 +20,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from eventsourcing.persistence import IntegrityError, Notification, Tracking
+from eventsourcing.persistence import IntegrityError, Notification
 
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.projections.batch import Batch
 from dnd_ledger.projections.failures import ErrorRecord, Failed
 from dnd_ledger.projections.rows import ContactView
 from dnd_ledger.projections.schema import CLEAR, ERRORS_TABLE, TABLES, TRACKING_PREFIX, VIEWS
+from dnd_ledger.storage.eventstore import insert_tracking
 
 if TYPE_CHECKING:
-    from dnd_ledger.application import DndLedger
+    from dnd_ledger.storage.ports import EventLog
 
 #: Views derived from contact state advance together; rebuilding one rebuilds all.
 STATE_VIEWS = ("status", "audit", "stats")
@@ -48,7 +49,7 @@ LOCK_TIMEOUT_MS = 2000
 
 
 class Projector:
-    def __init__(self, app: DndLedger) -> None:
+    def __init__(self, app: EventLog) -> None:
         self.app = app
         self.sql = app.sql
         self.datastore: Any = app.sql.datastore
@@ -242,7 +243,7 @@ class Projector:
         return work
 
     def _log_has_between(self, c: Any, after: int, before: int) -> bool:
-        table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        table = self.app.events_table
         if self.sql.dialect == "sqlite":
             statement = f"SELECT 1 FROM {table} WHERE rowid > ? AND rowid < ? LIMIT 1"
         else:
@@ -291,7 +292,7 @@ class Projector:
         work.write(c)
         for view, pos in positions.items():
             if pos < last:
-                self.tracking._insert_tracking(c, Tracking(TRACKING_PREFIX + view, last))
+                insert_tracking(self.tracking, c, TRACKING_PREFIX + view, last)
 
     def committed(self, work: Batch) -> None:
         """The transaction that wrote ``work`` committed (from :meth:`_apply`, or from

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.persistence import StoredEvent, Tracking, Transcoder
 
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
@@ -221,3 +221,10 @@ def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
 
 def _untyped(obj: object) -> Any:
     return obj
+
+
+def insert_tracking(tracking_recorder: Any, c: Any, name: str, position: int) -> None:
+    """Record that ``name`` (a view, the notary) has applied the log up to ``position``,
+    in the caller's transaction ``c`` (the library's public ``insert_tracking`` opens
+    its own)."""
+    tracking_recorder._insert_tracking(c, Tracking(name, position))

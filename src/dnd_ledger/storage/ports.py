@@ -1,0 +1,36 @@
+"""What the views and the notary need of the event store: a narrow interface.
+
+:class:`~dnd_ledger.storage.eventstore.EventStore` (and so the ledger) provides it.
+The projector and the notary are typed on :class:`EventLog`, never on the ledger
+class, so the ledger can build them without an import circle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import InfrastructureFactory, Mapper
+
+    from dnd_ledger.storage.persistence import Sql
+
+
+class EventLog(Protocol):
+    """The stored events, their mapper, and the database beside them."""
+
+    @property
+    def sql(self) -> Sql: ...
+    @property
+    def factory(self) -> InfrastructureFactory[Any]: ...
+    @property
+    def recorder(self) -> Any:
+        """The application recorder (notifications, the events table)."""
+
+    @property
+    def events_table(self) -> str: ...
+    @property
+    def mapper(self) -> Mapper[Any]: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
