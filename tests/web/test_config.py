@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -15,7 +16,7 @@ from dnd_ledger.providers.signatures import (
     verify_twilio_signature,
 )
 from dnd_ledger.settings import ConfigError, Settings, load_config
-from dnd_ledger.web.app import create_app
+from dnd_ledger.web.app import CONFIG_ENV, DEV_ENV, create_app
 from dnd_ledger.web.config import config_warnings, secret_problem, secret_problems
 from tests.web.support import (
     MAILGUN_KEY,
@@ -206,6 +207,31 @@ def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
     result = run("--db", str(tmp_path / "l.db"), "serve", "--config", str(config), "--workers", "2")
     assert result.exit_code == 1
     assert "--workers 2 needs PostgreSQL" in result.output
+
+
+@pytest.mark.postgres
+def test_serve_gives_slow_starting_workers_time_to_answer_the_health_check(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn restarts a worker that does not answer its supervisor within
+    ``timeout_worker_healthcheck`` (5 s by default); a worker on a loaded machine that is
+    still opening its ledger then never serves. ``serve --workers`` allows a minute."""
+    from dnd_ledger.cli import web
+
+    seen: list[Any] = []
+    monkeypatch.setattr(web, "run_workers", seen.append)
+    # serve passes its settings to the workers in the environment: restore it afterwards.
+    for name in ("DND_LEDGER_DB", CONFIG_ENV, DEV_ENV, "DND_LEDGER_PUBLIC_URL",
+                 "PROMETHEUS_MULTIPROC_DIR", "DND_LEDGER_POLICY"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    config = write_config(tmp_path)
+    key_file = {"DND_LEDGER_PII_KEY_FILE": str(tmp_path / "pii.key")}
+    assert run("--db", pg_url, "init", env=key_file).exit_code == 0
+    result = run("--db", pg_url, "serve", "--config", str(config), "--workers", "2", env=key_file)
+    assert result.exit_code == 0, result.output
+    (uvicorn_config,) = seen
+    assert uvicorn_config.workers == 2
+    assert uvicorn_config.timeout_worker_healthcheck == web.WORKER_HEALTHCHECK_SECONDS >= 30
 
 
 def test_serve_names_a_bad_config_file(tmp_path: Path) -> None:

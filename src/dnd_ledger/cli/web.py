@@ -28,6 +28,12 @@ from dnd_ledger.cli.common import Ctx, ledger_errors, pass_ctx
 
 CONFIG_HELP = "Service configuration (TOML). [env: DND_LEDGER_CONFIG]"
 
+#: How long the supervisor waits for a worker's answer to its health check before it
+#: restarts it (uvicorn's default is 5 s). A worker opens its ledger and brings the
+#: views up to date before it answers; on a loaded machine that can take longer, and a
+#: worker killed each time it starts never serves.
+WORKER_HEALTHCHECK_SECONDS = 60
+
 
 def _config(path: str | None, *, public_url: str | None = None) -> Any:
     from dnd_ledger.settings import ConfigError, load_config
@@ -160,6 +166,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             **log,
         )
     )
