@@ -33,7 +33,15 @@ class Receiver:
     fail: Callable[[dict[str, Any]], bool] = lambda change: False
     attempts: int = 0
     delay: float = 0.0
+    #: Once this many changes are recorded, hold every answer until :meth:`release`:
+    #: the sender is then stuck mid-stream, however fast or slow the machine is.
+    hold_after: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def release(self) -> None:
+        self.hold_after = None
+        self.released.set()
 
     def ids(self) -> list[int]:
         with self.lock:
@@ -59,6 +67,9 @@ def receiver() -> Iterator[Receiver]:
                             body,
                         )
                     )
+                hold = state.hold_after is not None and len(state.received) >= state.hold_after
+            if hold:
+                state.released.wait(120)
             if state.delay:
                 time.sleep(state.delay)
             self.send_response(500 if failing else 204)
@@ -74,5 +85,6 @@ def receiver() -> Iterator[Receiver]:
     try:
         yield state
     finally:
+        state.release()
         server.shutdown()
         server.server_close()

@@ -56,9 +56,12 @@ def test_a_killed_deliverer_restarts_losing_and_doubling_nothing(
     assert len(changes) == CONTACTS * ROUNDS
     env = {**os.environ, "DND_LEDGER_DB": db_url, "DND_LEDGER_PII_KEY": KEY.hex()}
     with receiver() as rx:
-        rx.delay = 0.03  # slow enough to be killed mid-stream
+        rx.hold_after = 15  # the 15th change is recorded, its answer held: killed mid-stream
         config = tmp_path / "ledger.toml"
-        config.write_text(f'[[subscribers]]\nname = "crm"\nurl = "{rx.url}"\nsecret = "{SECRET}"\n')
+        config.write_text(
+            f'[[subscribers]]\nname = "crm"\nurl = "{rx.url}"\nsecret = "{SECRET}"\n'
+            "timeout_seconds = 120\n"
+        )  # timeout_seconds: the held answer is waited for, not retried
         first = subprocess.Popen(
             _deliver(config, "--follow", "--interval", "0.05", "--lease", "2"),
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -67,6 +70,7 @@ def test_a_killed_deliverer_restarts_losing_and_doubling_nothing(
             give_up = time.monotonic() + 60
             while len(rx.ids()) < 15 and time.monotonic() < give_up:
                 time.sleep(0.01)
+            assert len(rx.ids()) == 15, "the deliverer is held at the 15th change"
             # Meanwhile a second deliverer is refused: one per database.
             second = subprocess.run(
                 _deliver(config, "--once"), env=env, capture_output=True, text=True,
@@ -78,7 +82,8 @@ def test_a_killed_deliverer_restarts_losing_and_doubling_nothing(
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=30)
         delivered_before = len(rx.ids())
-        assert 15 <= delivered_before < len(changes), "killed mid-stream"
+        assert delivered_before == 15 < len(changes), "killed mid-stream"
+        rx.release()
         time.sleep(2.5)  # the killed process's SQLite lease expires
         again = subprocess.run(
             _deliver(config), env=env, capture_output=True, text=True, timeout=120
