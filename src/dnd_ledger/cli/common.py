@@ -124,6 +124,12 @@ class Ctx:
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
+def recording(f: F) -> F:
+    """What every command that records something ends with: ``--at``, ``--json``, the
+    ledger context, and the library's refusals as one error line."""
+    return at_option(json_option(pass_ctx(ledger_errors(f))))  # type: ignore[return-value]
+
+
 def report(outcome: cmd.Outcome, as_json: bool) -> None:
     if as_json:
         emit_json(outcome_json(outcome))

@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from dnd_ledger import commands as cmd
-from dnd_ledger.cli.common import Ctx, at_option, json_option, ledger_errors, pass_ctx, report
+from dnd_ledger.cli.common import (
+    Ctx,
+    ledger_errors,
+    pass_ctx,
+    recording,
+    report,
+)
 from dnd_ledger.cli.format import dumps, format_option, render_rows
 from dnd_ledger.projections import contact_views as views
 
@@ -29,10 +35,7 @@ def contacts() -> None:
 @click.option("--request-id", help="Idempotency key for retries.")
 @click.option("--region", help="Where the contact lives, for quiet hours (US, US-FL...).")
 @click.option("--time-zone", help="The contact's IANA time zone (America/New_York...).")
-@at_option
-@json_option
-@pass_ctx
-@ledger_errors
+@recording
 def contacts_add(
     c: Ctx, location: str, contact_id: str, phones: tuple[str, ...], emails: tuple[str, ...],
     actor: str | None, request_id: str | None, region: str | None, time_zone: str | None,
@@ -171,10 +174,7 @@ def contacts_find(c: Ctx, location: str, phone: str | None, email: str | None, f
 @click.option("--actor", required=True, help="Who removes it.")
 @click.option("--reason", help="Why.")
 @click.option("--request-id", help="Idempotency key for retries.")
-@at_option
-@json_option
-@pass_ctx
-@ledger_errors
+@recording
 def contacts_remove_address(
     c: Ctx, location: str, contact_id: str, phones: tuple[str, ...], emails: tuple[str, ...],
     actor: str, reason: str | None, request_id: str | None, at: datetime | None, as_json: bool,

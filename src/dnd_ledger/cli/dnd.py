@@ -9,12 +9,9 @@ import click
 from dnd_ledger import commands as cmd
 from dnd_ledger.cli.common import (
     Ctx,
-    at_option,
     channels_options,
-    json_option,
-    ledger_errors,
-    pass_ctx,
     pick_channels,
+    recording,
     report,
 )
 
@@ -31,10 +28,7 @@ def dnd() -> None:
 @click.option("--actor", required=True, help="The user making the change.")
 @click.option("--reason", help="Why.")
 @click.option("--request-id", help="Idempotency key for retries.")
-@at_option
-@json_option
-@pass_ctx
-@ledger_errors
+@recording
 def dnd_set(
     c: Ctx, location: str, contact_id: str, channels: tuple[str, ...], all_channels: bool,
     actor: str, reason: str | None, request_id: str | None, at: datetime | None, as_json: bool,
@@ -60,10 +54,7 @@ def dnd_set(
     help="Attest the email left the provider's suppression list and was re-validated.",
 )
 @click.option("--request-id", help="Idempotency key for retries.")
-@at_option
-@json_option
-@pass_ctx
-@ledger_errors
+@recording
 def dnd_clear(
     c: Ctx, location: str, contact_id: str, channels: tuple[str, ...], all_channels: bool,
     actor: str, reason: str | None, suppression_removed: bool, request_id: str | None,

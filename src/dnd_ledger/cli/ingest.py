@@ -15,7 +15,14 @@ from typing import Any, BinaryIO
 import click
 
 from dnd_ledger import commands as cmd
-from dnd_ledger.cli.common import Ctx, at_option, json_option, ledger_errors, pass_ctx, report
+from dnd_ledger.cli.common import (
+    Ctx,
+    json_option,
+    ledger_errors,
+    pass_ctx,
+    recording,
+    report,
+)
 from dnd_ledger.cli.output import emit_json
 from dnd_ledger.commands import Command
 from dnd_ledger.domain.text import NotText, decode_text
@@ -32,10 +39,7 @@ BATCH = 500
 @click.option("--from", "from_address", required=True, help="Sender phone number (E.164).")
 @click.option("--body", required=True, help="Message text.")
 @click.option("--message-sid", required=True, help="Provider message id (idempotency key).")
-@at_option
-@json_option
-@pass_ctx
-@ledger_errors
+@recording
 def inbound(
     c: Ctx, location: str, channel: str, from_address: str, body: str, message_sid: str,
     at: datetime | None, as_json: bool,

@@ -7,7 +7,13 @@ from datetime import datetime
 import click
 
 from dnd_ledger import commands as cmd
-from dnd_ledger.cli.common import Ctx, at_option, json_option, ledger_errors, pass_ctx, report
+from dnd_ledger.cli.common import (
+    Ctx,
+    ledger_errors,
+    pass_ctx,
+    recording,
+    report,
+)
 from dnd_ledger.cli.output import emit_json, table
 from dnd_ledger.csv_safe import write_csv
 from dnd_ledger.domain.values import Channel
@@ -24,10 +30,7 @@ def confirmation() -> None:
 @click.option("--channel", type=click.Choice(["sms", "whatsapp"]), required=True)
 @click.option("--to", "to_address", required=True, help="Recipient phone number (E.164).")
 @click.option("--message-sid", required=True, help="Provider message id (idempotency key).")
-@at_option
-@json_option
-@pass_ctx
-@ledger_errors
+@recording
 def confirmation_record(
     c: Ctx, location: str, channel: str, to_address: str, message_sid: str,
     at: datetime | None, as_json: bool,
@@ -86,10 +89,7 @@ def _cell(value: object) -> object:
               required=True)  # fmt: skip
 @click.option("--actor", required=True, help="Who reviewed it.")
 @click.option("--note", required=True, help="Why (kept as a reference, like message bodies).")
-@at_option
-@json_option
-@pass_ctx
-@ledger_errors
+@recording
 def review_resolve(
     c: Ctx, location: str, item: str, resolution: str, actor: str, note: str,
     at: datetime | None, as_json: bool,

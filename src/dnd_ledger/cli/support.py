@@ -9,12 +9,9 @@ import click
 from dnd_ledger import commands as cmd
 from dnd_ledger.cli.common import (
     Ctx,
-    at_option,
     channels_options,
-    json_option,
-    ledger_errors,
-    pass_ctx,
     pick_channels,
+    recording,
     report,
 )
 
@@ -32,10 +29,7 @@ def support() -> None:
 @click.option("--ticket", required=True, help="Support ticket id.")
 @click.option("--evidence", required=True, help="The contact's opt-in evidence.")
 @click.option("--request-id", help="Idempotency key for retries.")
-@at_option
-@json_option
-@pass_ctx
-@ledger_errors
+@recording
 def approve_opt_in(
     c: Ctx, location: str, contact_id: str, channels: tuple[str, ...], all_channels: bool,
     approver: str, ticket: str, evidence: str, request_id: str | None, at: datetime | None,
