@@ -42,11 +42,13 @@ Text = Annotated[str, Field(min_length=1, max_length=4096)]
 Word = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class _In(BaseModel):
+class StrictIn(BaseModel):
+    """A request body: an unknown field is refused (422), never silently dropped."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class RegisterIn(_In):
+class RegisterIn(StrictIn):
     """A contact and its addresses (phones in E.164, emails). Repeating it is harmless."""
 
     contact_id: Id
@@ -68,7 +70,7 @@ class RegisterIn(_In):
     )
 
 
-class DndIn(_In):
+class DndIn(StrictIn):
     """Set or clear DND from the contact record (clearing never lifts permanent DND)."""
 
     action: Literal["set", "clear"]
@@ -93,7 +95,7 @@ class DndIn(_In):
     )
 
 
-class OptInIn(_In):
+class OptInIn(StrictIn):
     """A support-approved opt-in: lifts DND, permanent too, with the contact's evidence."""
 
     channels: list[Channel] | Literal["all"]
@@ -104,7 +106,7 @@ class OptInIn(_In):
     occurred_at: QueryTime | None = None
 
 
-class CanSendItem(_In):
+class CanSendItem(StrictIn):
     location_id: Id
     contact_id: Id
     channel: Channel
@@ -114,7 +116,7 @@ class CanSendItem(_In):
     at: QueryTime | None = None
 
 
-class CanSendBatchIn(_In):
+class CanSendBatchIn(StrictIn):
     """Up to 1,000 (location, contact, channel) checks; answers come in the same order."""
 
     items: list[CanSendItem] = Field(min_length=1)
@@ -177,7 +179,7 @@ class BatchOut(BaseModel):
     results: list[BatchResultOut]
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     words = {
         401: "Missing or unknown bearer token",
         403: "The token lacks the role (or the location)",
@@ -191,7 +193,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorOut, "description": words[c]} for c in codes}
 
 
-def _json(data: Any, status: int = 200) -> Response:
+def json_response(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
@@ -207,14 +209,14 @@ def _channels(value: list[Channel] | Literal["all"]) -> tuple[Channel, ...]:
     tags=["contacts"],
     summary="Register a contact (or add addresses to it)",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 413, 422, 503),
+    responses=error_responses(401, 403, 413, 422, 503),
 )
 def register_contact(location_id: str, body: RegisterIn, state: State, _: Writer) -> Response:
     command = cmd.RegisterContact(
         location_id, body.contact_id, tuple(body.phones), tuple(body.emails),
         body.occurred_at, body.actor, body.request_id,
     )  # fmt: skip
-    return _json(outcome_json(state.ledger.execute(command)))
+    return json_response(outcome_json(state.ledger.execute(command)))
 
 
 @router.post(
@@ -222,7 +224,7 @@ def register_contact(location_id: str, body: RegisterIn, state: State, _: Writer
     tags=["dnd"],
     summary="Set or clear DND from the contact record",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 404, 409, 413, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 503),
 )
 def change_dnd(location_id: str, contact_id: str, body: DndIn, state: State, _: Writer) -> Response:
     """``set`` records temporary DND. ``clear`` lifts temporary DND only; permanent DND
@@ -242,7 +244,7 @@ def change_dnd(location_id: str, contact_id: str, body: DndIn, state: State, _: 
             location_id, contact_id, channels, body.actor, body.reason,
             body.suppression_removed, body.occurred_at, body.request_id,
         )  # fmt: skip
-    return _json(outcome_json(state.ledger.execute(command)))
+    return json_response(outcome_json(state.ledger.execute(command)))
 
 
 @router.post(
@@ -250,7 +252,7 @@ def change_dnd(location_id: str, contact_id: str, body: DndIn, state: State, _: 
     tags=["dnd"],
     summary="Support-approved opt-in (lifts permanent DND too)",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 404, 413, 422, 503),
+    responses=error_responses(401, 403, 404, 413, 422, 503),
 )
 def approve_opt_in(
     location_id: str, contact_id: str, body: OptInIn, state: State, _: Supporter
@@ -259,7 +261,7 @@ def approve_opt_in(
         location_id, contact_id, _channels(body.channels), body.approver, body.ticket,
         body.evidence, body.occurred_at, body.request_id,
     )  # fmt: skip
-    return _json(outcome_json(state.ledger.execute(command)))
+    return json_response(outcome_json(state.ledger.execute(command)))
 
 
 # -- queries --------------------------------------------------------------------------
@@ -270,7 +272,7 @@ def approve_opt_in(
     tags=["queries"],
     summary="Per-channel DND state (as `dnd-ledger status --json`)",
     response_model=StatusOut,
-    responses=_errors(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 def dnd_status(
     location_id: str,
@@ -281,7 +283,7 @@ def dnd_status(
     known_at: Annotated[QueryTime | None, Query(description="Knowledge time")] = None,
 ) -> Response:
     view = state.ledger.status(location_id, contact_id, as_of=as_of, known_at=known_at)
-    return _json(view.to_json())
+    return json_response(view.to_json())
 
 
 _CAN_SEND_PARAMS = frozenset({"channel", "mode", "direction", "as_of", "known_at", "purpose", "at"})
@@ -292,7 +294,7 @@ _CAN_SEND_PARAMS = frozenset({"channel", "mode", "direction", "as_of", "known_at
     tags=["queries"],
     summary="May we message this contact on this channel? (as `can-send --json`)",
     response_model=DecisionOut,
-    responses=_errors(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 def can_send(
     location_id: str,
@@ -319,7 +321,7 @@ def can_send(
         as_of=as_of, known_at=known_at, purpose=purpose, at=at,
     )  # fmt: skip
     metrics.decision(channel.value, decision.allowed)
-    return _json(decision.to_json())
+    return json_response(decision.to_json())
 
 
 @router.post(
@@ -327,7 +329,7 @@ def can_send(
     tags=["queries"],
     summary="Many can-send decisions in one call (up to 1,000)",
     response_model=BatchOut,
-    responses=_errors(401, 403, 413, 422, 503),
+    responses=error_responses(401, 403, 413, 422, 503),
 )
 def can_send_batch(
     token: AnyReader,
@@ -345,7 +347,7 @@ def can_send_batch(
         (i.location_id, i.contact_id, i.channel, i.mode, i.direction, i.purpose, i.at)
         for i in body.items
     ]
-    return _json(batch_results(state, token, checks))
+    return json_response(batch_results(state, token, checks))
 
 
 AUDIT_TYPES = {
@@ -370,7 +372,7 @@ def render_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     summary="The compliance audit trail (json, jsonl or csv)",
     responses={
         200: {"content": {t: {} for t in AUDIT_TYPES.values()}},
-        **_errors(401, 403, 404, 422, 503),
+        **error_responses(401, 403, 404, 422, 503),
     },
 )
 def audit_export(

@@ -22,13 +22,13 @@ from dnd_ledger.web.api import (
     Id,
     OutcomeOut,
     Reader,
+    StrictIn,
     Supporter,
     Text,
     Word,
     Writer,
-    _errors,
-    _In,
-    _json,
+    error_responses,
+    json_response,
 )  # fmt: skip
 from dnd_ledger.web.params import QueryTime
 from dnd_ledger.web.state import State
@@ -36,7 +36,7 @@ from dnd_ledger.web.state import State
 router = APIRouter(prefix="/v1")
 
 
-class ConfirmationIn(_In):
+class ConfirmationIn(StrictIn):
     """The one confirmation text after an opt-out went out to ``to``."""
 
     channel: Literal["sms", "whatsapp"]
@@ -50,7 +50,7 @@ class ConfirmationIn(_In):
     tags=["dnd"],
     summary="Record the one opt-out confirmation text (a second one is refused)",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 409, 413, 422, 503),
+    responses=error_responses(401, 403, 409, 413, 422, 503),
 )
 def record_confirmation(
     location_id: str, body: ConfirmationIn, state: State, _: Writer
@@ -58,7 +58,7 @@ def record_confirmation(
     command = cmd.RecordConfirmation(
         location_id, Channel(body.channel), body.to, body.message_sid, body.occurred_at
     )
-    return _json(outcome_json(state.ledger.execute(command)))
+    return json_response(outcome_json(state.ledger.execute(command)))
 
 
 class ReviewOut(BaseModel):
@@ -72,7 +72,7 @@ class ReviewOut(BaseModel):
     resolution: str | None
 
 
-class ResolutionIn(_In):
+class ResolutionIn(StrictIn):
     """A reviewer's verdict on a suspected revocation."""
 
     resolution: Literal["revocation", "not-revocation"] = Field(alias="as")
@@ -86,12 +86,14 @@ class ResolutionIn(_In):
     tags=["reviews"],
     summary="Open review items, oldest first, with their deadlines (as `review list --format json`)",
     response_model=list[ReviewOut],
-    responses=_errors(401, 403, 422, 503),
+    responses=error_responses(401, 403, 422, 503),
 )
 def list_reviews(location_id: str, state: State, _: Reader, overdue: bool = False) -> Response:
     ledger = state.ledger
     now = ledger.clock()
-    return _json([i.to_json(now) for i in review_items(ledger, location_id, overdue=overdue)])
+    return json_response(
+        [i.to_json(now) for i in review_items(ledger, location_id, overdue=overdue)]
+    )
 
 
 @router.post(
@@ -99,7 +101,7 @@ def list_reviews(location_id: str, state: State, _: Reader, overdue: bool = Fals
     tags=["reviews"],
     summary="Resolve a review item: revocation (permanent DND) or not-revocation",
     response_model=OutcomeOut,
-    responses=_errors(401, 403, 404, 409, 413, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 503),
 )
 def resolve_review(
     location_id: str, item: str, body: ResolutionIn, state: State, _: Supporter
@@ -107,4 +109,4 @@ def resolve_review(
     command = cmd.ResolveReview(
         location_id, item, body.resolution, body.actor, body.note, body.occurred_at
     )
-    return _json(outcome_json(state.ledger.execute(command)))
+    return json_response(outcome_json(state.ledger.execute(command)))

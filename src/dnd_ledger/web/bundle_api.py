@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Response
 
 from dnd_ledger.notary.bundle import export_bundle
 from dnd_ledger.settings import ApiToken
-from dnd_ledger.web.api import _errors
+from dnd_ledger.web.api import error_responses
 from dnd_ledger.web.state import State, for_location
 
 router = APIRouter(prefix="/v1/locations/{location_id}", tags=["audit"])
@@ -25,7 +25,7 @@ BundleReader = Annotated[ApiToken, Depends(for_location("read", session=True))]
 @router.get(
     "/contacts/{contact_id}/bundle",
     summary="The contact's auditor bundle (as `audit export --bundle`)",
-    responses=_errors(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 def bundle(location_id: str, contact_id: str, state: State, _: BundleReader) -> Response:
     data = export_bundle(state.ledger, location_id, contact_id)

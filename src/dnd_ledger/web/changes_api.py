@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from dnd_ledger.projections.changes import MAX_PAGE, MAX_WAIT, feed_of
 from dnd_ledger.settings import ApiToken
-from dnd_ledger.web.api import _errors
+from dnd_ledger.web.api import error_responses
 from dnd_ledger.web.state import State, for_location
 
 router = APIRouter(prefix="/v1")
@@ -21,7 +21,7 @@ Reader = Annotated[ApiToken, Depends(for_location("read"))]
     "/locations/{location_id}/changes",
     tags=["queries"],
     summary="Changes of contacts' per-channel DND state after a cursor (long-poll with wait)",
-    responses=_errors(401, 403, 422, 503),
+    responses=error_responses(401, 403, 422, 503),
 )
 def changes(
     location_id: str,
