@@ -28,6 +28,10 @@ BAD_IN_ID = re.compile(f"[\t\n{_C0}{_C1}{_BIDI}]")
 BAD_IN_TEXT = re.compile(f"[{_C0}{_C1}{_BIDI}]")
 #: Unicode surrogates cannot be stored as UTF-8 text anywhere.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: Anything :func:`problem` refuses, in one pattern: a command whose fields, joined,
+#: hold none of these is clean, so the field-by-field check runs only to name a field.
+_ANY_IN_ID = re.compile(f"[\t\n{_C0}{_C1}{_BIDI}\ud800-\udfff]")
+_ANY_IN_TEXT = re.compile(f"[{_C0}{_C1}{_BIDI}\ud800-\udfff]")
 
 #: Command fields that are free text; every other string field is an identifier.
 TEXT_FIELDS = frozenset({"reason", "evidence", "note"})
@@ -57,17 +61,42 @@ def check(field: str, value: str, *, text: bool = False) -> str:
 
 def check_command(command: Any) -> None:
     """Check every string field (and string in a tuple field) of a command dataclass."""
-    for f in dataclasses.fields(command):
-        if f.name in CLEANED_FIELDS:
-            continue
-        value = getattr(command, f.name)
-        text = f.name in TEXT_FIELDS
+    ids, texts = _fields(type(command))
+    if _ANY_IN_ID.search(" ".join(_strings(command, ids))) is None and (
+        not texts or _ANY_IN_TEXT.search(" ".join(_strings(command, texts))) is None
+    ):
+        return
+    for f in dataclasses.fields(command):  # in order: the first bad field is named
+        if f.name not in CLEANED_FIELDS:
+            for value in _strings(command, (f.name,)):
+                check(f.name, value, text=f.name in TEXT_FIELDS)
+
+
+_FIELDS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A command class's identifier fields and free-text fields (cleaned ones left out)."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        names = [f.name for f in dataclasses.fields(cls) if f.name not in CLEANED_FIELDS]
+        found = _FIELDS[cls] = (
+            tuple(n for n in names if n not in TEXT_FIELDS),
+            tuple(n for n in names if n in TEXT_FIELDS),
+        )
+    return found
+
+
+def _strings(command: Any, names: tuple[str, ...]) -> list[str]:
+    """The strings of those fields: a string field, and each string of a tuple field."""
+    out: list[str] = []
+    for name in names:
+        value = getattr(command, name)
         if isinstance(value, str):
-            check(f.name, value, text=text)
+            out.append(value)
         elif isinstance(value, tuple):
-            for item in value:
-                if isinstance(item, str):
-                    check(f.name, item, text=text)
+            out.extend(v for v in value if isinstance(v, str))
+    return out
 
 
 def clean_body(body: str) -> str:
