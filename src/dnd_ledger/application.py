@@ -86,6 +86,7 @@ class DndLedger(EventStore):
             self.projector.create_tables,
             self.notary.create_tables,
             self.replay_cache.create_table,
+            self.resume.create_table,
         )
         self._check_key()
         # Every query is preceded by a check of the log's head against the views

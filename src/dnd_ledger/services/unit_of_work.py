@@ -153,6 +153,7 @@ def save(ledger: Writer, unit: Unit) -> None:
                 # so writers queue there before they touch any other row (no
                 # deadlock over a personal-data row two batches both write).
                 ids = ledger.insert_events(c, staged.stored)
+                ledger.write_resume_points(c, staged)
                 written = ledger.vault.put_in(c, unit.pii)
                 events = list(zip(ids, staged.events, strict=True))
                 projected = _project_own(ledger.projector, c, events)

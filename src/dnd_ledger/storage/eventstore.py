@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,11 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import StoredEvent, Tracking, Transcoder
 
 from dnd_ledger.domain.address import Address
-from dnd_ledger.domain.contact import Contact
+from dnd_ledger.domain.contact import Contact, HistoryNotLoaded
 from dnd_ledger.files import private_file
 from dnd_ledger.storage.cache import DEFAULT_BUDGET, EventBudgetCache
 from dnd_ledger.storage.persistence import Database, Sql
+from dnd_ledger.storage.resume import ResumePoints
 from dnd_ledger.storage.transcoding import LedgerTranscoder
 
 
@@ -95,6 +97,9 @@ class EventStore(Application[UUID]):
         # The SQL recorders (SQLite, PostgreSQL) expose their datastore and tables.
         self._sql_recorder = _untyped(self.recorder)
         self.sql = Sql(self._sql_recorder.datastore, db.engine)
+        #: Where a cache miss resumes (see storage/resume.py); its table is created by
+        #: the ledger with the others.
+        self.resume = ResumePoints(self.sql)
 
     @property
     def events_table(self) -> str:
@@ -164,6 +169,14 @@ class EventStore(Application[UUID]):
             raise RuntimeError("the recorder did not return a notification id per event")
         return list(ids)
 
+    def write_resume_points(self, c: Any, staged: Staged) -> None:
+        """The resume points the batch's aggregates are due, in its transaction ``c``."""
+        gained = Counter(e.originator_id for e in staged.processing.events)
+        self.resume.put_in(c, self.resume.due(
+            (agg, gained[aid]) for aid, agg in staged.processing.aggregates.items()
+            if isinstance(agg, Contact | Address)
+        ))  # fmt: skip
+
     def saved(self, staged: Staged) -> None:
         """``Application.save``'s second half, once the batch is committed."""
         if self.repository.cache and not self.repository.fastforward:
@@ -173,6 +186,12 @@ class EventStore(Application[UUID]):
 
     # -- reading ----------------------------------------------------------------
     def get_aggregate(self, aggregate_id: UUID) -> Contact | Address | None:
+        cache = self.repository.cache
+        if isinstance(cache, EventBudgetCache) and aggregate_id not in cache:
+            resumed = self._resume(aggregate_id)
+            if resumed is not None:
+                cache.put(aggregate_id, resumed)
+                return resumed
         try:
             agg: Any = self.repository.get(
                 aggregate_id, deepcopy_from_cache=False, projector_func=_replay
@@ -180,6 +199,19 @@ class EventStore(Application[UUID]):
         except AggregateNotFoundError:
             return None
         assert isinstance(agg, Contact | Address)
+        return agg
+
+    def _resume(self, aggregate_id: UUID) -> Contact | Address | None:
+        """The aggregate from its last resume point and the events stored after it."""
+        agg = self.resume.load(aggregate_id)
+        if agg is None:
+            return None
+        for event in _untyped(self.events.get(aggregate_id, gt=agg.version)):
+            try:
+                event.mutate(agg)
+            except HistoryNotLoaded:  # a late event refolds the past: read it first
+                self.restore_history(agg)
+                event.mutate(agg)
         return agg
 
     def events_after(self, agg: Contact) -> list[Contact.Event]:
