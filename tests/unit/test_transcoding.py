@@ -206,3 +206,14 @@ def test_integers_beyond_64_bits_are_refused_so_none_is_ever_stored() -> None:
     # orjson would read one back as a float; its encoder never writes one.
     with pytest.raises(TypeError, match="64-bit"):
         TR.encode({"n": 2**64})
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]))
+    | st.datetimes()
+)
+def test_a_datetime_is_written_as_its_isoformat(when: datetime) -> None:
+    expected = orjson.dumps({"at": tag("datetime_iso", when.isoformat())})
+    assert TR.encode({"at": when}) == expected
+    assert typed(TR.decode(expected)["at"]) == typed(datetime.fromisoformat(when.isoformat()))
