@@ -10,10 +10,13 @@ anything else orjson cannot write to ``default``. Decoding parses with orjson, t
 turns the tagged objects back; where they are is told by the bytes: the ledger's
 events hold them only as top-level attributes, so when the count of ``"_type_"`` in
 the bytes equals the tagged top-level values found, nothing else is walked. Any other
-layout (a tag nested in a dict or list, an escape that could spell one) gets a full
-walk with eventsourcing's own object hook, bottom-up as the stdlib decoder applies it,
-and what orjson refuses (NaN, lone surrogates) is read by the stdlib decoder itself:
-the result is the one ``JSONTranscoder.decode`` gives, only sooner.
+layout (a tag nested in a dict or list, any backslash escape, since one could spell a
+tag's key) gets a full walk with eventsourcing's own object hook, bottom-up as the
+stdlib decoder applies it, and what orjson refuses (NaN, lone surrogates) is read by
+the stdlib decoder itself: the result is the one ``JSONTranscoder.decode`` gives, only
+sooner. One difference is left, out of reach: orjson reads an integer beyond 64 bits
+as a float, and no stored event holds one, since orjson (the encoder from the first
+version on) refuses to write one.
 """
 
 from __future__ import annotations
@@ -91,9 +94,9 @@ def _untagger(t: Transcoding) -> Callable[[Any], Any]:
 
 class LedgerTranscoder(JSONTranscoder):
     def __init__(self) -> None:
-        super().__init__()
         self._taggers: dict[type, Callable[[Any], dict[str, Any]]] = {}
         self._untaggers: dict[str, Callable[[Any], Any]] = {}
+        super().__init__()
         for enum_type, name in LEDGER_ENUMS:
             self.register(EnumAs(enum_type, name))
 
