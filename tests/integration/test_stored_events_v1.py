@@ -1,0 +1,133 @@
+"""Events stored by earlier code still read back as they did (tests/data/events_v1).
+
+``ledger.db`` there is a SQLite ledger made by ``make_ledger.py`` with the code of
+2026-12-03 (eventsourcing's stdlib-JSON decoding), holding an event of every class the
+ledger has; ``expected.json`` holds what that code decoded from each stored event, the
+aggregates it replayed and what the ledger answered. A ledger opened on a copy of the
+file must decode every event to equal values (types included), encode each back to
+the stored bytes, replay the same aggregates, answer status and can_send as before
+and rebuild its views to the rows the old code projected.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from dnd_ledger.application import DndLedger
+from dnd_ledger.domain.policy import load_policy
+from dnd_ledger.projections.schema import CLEAR, VIEWS
+
+HERE = Path(__file__).resolve().parents[1] / "data" / "events_v1"
+EXPECTED: dict[str, Any] = json.loads((HERE / "expected.json").read_text())
+
+
+def _maker() -> ModuleType:
+    """make_ledger.py: its key, its ``typed`` form of values and its summaries."""
+    spec = importlib.util.spec_from_file_location("events_v1_make_ledger", HERE / "make_ledger.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MAKER = _maker()
+
+
+class Fixed:
+    now = datetime.fromisoformat(EXPECTED["now"])
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.db"
+    shutil.copyfile(HERE / "ledger.db", path)
+    return path
+
+
+def open_ledger(path: Path) -> DndLedger:
+    policy = load_policy(HERE / "policy.toml")
+    return DndLedger(f"sqlite:///{path}", policy=policy, pii_key=MAKER.KEY, clock=Fixed())
+
+
+@pytest.fixture
+def ledger(copy: Path) -> Iterator[DndLedger]:
+    opened = open_ledger(copy)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def stored(ledger: DndLedger) -> list[Any]:
+    rows = ledger.recorder.select_notifications(start=1, limit=10_000)
+    assert [n.id for n in rows] == [e["id"] for e in EXPECTED["events"]]
+    return list(rows)
+
+
+def view_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every view table's rows, sorted, read straight from the file. A stats row whose
+    count went back to 0 is left out: a rebuild never writes one, it means no row."""
+    tables = [s.removeprefix("DELETE FROM ") for name in VIEWS for s in CLEAR[name]]
+    with sqlite3.connect(path) as conn:
+        rows = {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+    conn.close()
+    rows["dnd_stats"] = [r for r in rows["dnd_stats"] if r[-1] != 0]
+    return rows
+
+
+def test_the_fixture_holds_an_event_of_every_class_it_was_made_with() -> None:
+    classes = {e["class"] for e in EXPECTED["events"]}
+    assert len(classes) == 28
+    assert {"Contact.PersonalDataErased", "Contact.CarrierErrorReported", "Address.Released"} <= (
+        classes
+    )
+
+
+def test_every_stored_event_decodes_to_what_the_old_code_decoded(ledger: DndLedger) -> None:
+    for n, expected in zip(stored(ledger), EXPECTED["events"], strict=True):
+        assert n.state.decode() == expected["state"]  # the file is as it was made
+        event = ledger.mapper.to_domain_event(n)
+        assert type(event).__qualname__ == expected["class"]
+        assert MAKER.typed(dict(vars(event))) == expected["decoded"], (n.id, expected["class"])
+
+
+def test_every_decoded_event_encodes_to_the_bytes_it_was_stored_as(ledger: DndLedger) -> None:
+    for n in stored(ledger):
+        again = ledger.mapper.to_stored_event(ledger.mapper.to_domain_event(n))
+        assert (again.topic, again.state) == (n.topic, n.state), n.id
+
+
+def test_aggregates_replay_from_the_stored_events_as_before(ledger: DndLedger) -> None:
+    ids = [UUID(i) for i in EXPECTED["aggregates"]]
+    assert MAKER.aggregates(ledger, ids) == EXPECTED["aggregates"]
+
+
+def test_the_ledger_answers_status_and_can_send_as_before(ledger: DndLedger) -> None:
+    assert MAKER.answers(ledger) == EXPECTED["answers"]
+
+
+def test_a_rebuild_gives_the_view_rows_the_old_code_projected(copy: Path) -> None:
+    before = view_rows(copy)
+    assert all(before.values())
+    ledger = open_ledger(copy)
+    try:
+        assert ledger.projector.rebuild(list(VIEWS)) == len(EXPECTED["events"])
+        assert view_rows(copy) == before
+        assert MAKER.answers(ledger) == EXPECTED["answers"]
+    finally:
+        ledger.close()
