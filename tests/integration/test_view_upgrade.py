@@ -42,17 +42,17 @@ STATS_ROWS = "SELECT * FROM dnd_stats WHERE count <> 0 ORDER BY 1, 2, 3"
 
 
 @contextmanager
-def raw(db_url: str) -> Iterator[Callable[[str, tuple[Any, ...]], None]]:
+def raw(db_url: str) -> Iterator[Callable[[str, tuple[Any, ...]], object]]:
     """Statements on the ledger's database outside any ledger, committed at the end."""
     if db_url.startswith("postgresql://"):
         import psycopg
 
-        with psycopg.connect(db_url) as pg:
-            yield lambda s, p=(): pg.execute(s.replace("?", "%s"), p)  # type: ignore[misc]
+        with psycopg.connect(db_url) as pg:  # commits when the block ends
+            yield lambda statement, params: pg.execute(statement.replace("?", "%s"), params)
         return
     conn = sqlite3.connect(db_url)
     try:
-        yield lambda s, p=(): conn.execute(s, p)  # type: ignore[misc]
+        yield conn.execute
         conn.commit()
     finally:
         conn.close()
@@ -193,3 +193,38 @@ def test_processes_opening_an_old_ledger_together_upgrade_it_once(
     finally:
         for ledger in opened:
             ledger.close()
+
+
+#: How the earlier version wrote a contact's status row (its other rows went to
+#: dnd_status_channels).
+OLD_CONTACT_UPSERT = (
+    "INSERT INTO dnd_status_contacts (aggregate_id, location_id, contact_id, overall, version,"
+    " last_occurred, state) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (aggregate_id) DO UPDATE SET overall = excluded.overall,"
+    " version = excluded.version, last_occurred = excluded.last_occurred, state = excluded.state"
+)
+
+
+@SHARED_DATABASES
+def test_a_process_of_the_earlier_version_cannot_write_the_new_status_rows(
+    db_url: str, clock: Clock
+) -> None:
+    """The channel columns have no default: a row that does not say every channel's
+    state is refused, new or existing, so a process still running the earlier code
+    fails its batch (and its queries fail closed) instead of leaving stale channels."""
+    ledger = DndLedger(db_url, pii_key=KEY, clock=clock)
+    try:
+        ledger.execute(c.RegisterContact("loc-1", "ada", (ADA_PHONE,)))
+        (row,) = ledger.sql.fetchall(
+            "SELECT aggregate_id, location_id, contact_id, overall, version, last_occurred,"
+            " state FROM dnd_status_contacts"
+        )
+        for values in (row, ("new-id", "loc-1", "bob", *row[3:])):
+            with (
+                pytest.raises(Exception, match=r"(?i)not.null"),
+                ledger.sql.transaction() as cursor,
+            ):
+                cursor.execute(ledger.sql.q(OLD_CONTACT_UPSERT), values)
+        assert ledger.sql.fetchall(STATUS_ROWS)[0][:7] == row
+    finally:
+        ledger.close()
