@@ -49,7 +49,7 @@ class Batch:
     ) -> None:
         self.sql = sql
         self.cached = cached  # contacts earlier batches left, kept by the projector
-        self.c = c  # the writer's open transaction, when projecting its own events
+        self.c = c  # the transaction its reads run in (the writer's, or catch-up's read one)
         self.last = 0
         self.positions = positions
         self.contacts: dict[str, ContactView] = {}

@@ -36,7 +36,9 @@ CHANNEL_DDL = "".join(f" {s} TEXT NOT NULL, {k} TEXT," for s, k in COLUMNS.value
 #: Channel name (as stored and as given by callers) -> its status column.
 STATUS_COLUMN = {c.value: s for c, (s, _k) in COLUMNS.items()}
 
+#: Stored text <-> enum member by dict lookup (an Enum's ``.value`` is a slow descriptor).
 _KIND = {k.value: k for k in DndKind}
+_TEXT = {k: k.value for k in DndKind}
 _NOTHING = (None, None, None, None, None)
 
 
@@ -53,7 +55,7 @@ def channel_values(channels: dict[Channel, ChannelState]) -> list[str | None]:
     out: list[str | None] = []
     for c in ALL_CHANNELS:
         s = channels[c]
-        out.append(s.status.value)
+        out.append(_TEXT[s.status])
         out.append(cause(s))
     return out
 
@@ -61,7 +63,7 @@ def channel_values(channels: dict[Channel, ChannelState]) -> list[str | None]:
 def cause_fields(text: Any) -> tuple[Any, Any, Any, Any, Any]:
     """(since, code, message, cause_event, cause_event_id) as stored (texts or None)."""
     if text is None:
-        return (None, None, None, None, None)
+        return _NOTHING
     since, code, message, event, event_id = orjson.loads(text)
     return (since, code, message, event, event_id)
 
