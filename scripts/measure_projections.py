@@ -49,6 +49,7 @@ from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, EmailSignal
 from dnd_ledger.projections.schema import VIEWS
+from dnd_ledger.projections.status_row import COLUMNS
 from dnd_ledger.storage.pii import load_or_create_key
 
 BUSY_LOCATION, BUSY_CONTACT = "loc-busy", "busy"
@@ -215,13 +216,14 @@ def measure_decisions(
     ledger.refresh_views()
     checkpoint(path)
     raw = sqlite3.connect(path)
-    select = (
-        "SELECT status, since, code, message, cause_event, cause_event_id, overall"
-        " FROM dnd_status_channels WHERE location_id = ? AND contact_id = ? AND channel = ?"
-    )
+    select = {
+        ch: f"SELECT {st}, {cause}, overall FROM dnd_status_contacts"
+        " WHERE location_id = ? AND contact_id = ?"
+        for ch, (st, cause) in COLUMNS.items()
+    }
     # The two paths read the same rows.
     for loc, contact, ch in sample[:100]:
-        row = raw.execute(select, (loc, contact, ch.value)).fetchone()
+        row = raw.execute(select[ch], (loc, contact)).fetchone()
         if row is None or row[0] != ledger.can_send(loc, contact, ch).status.value:
             raise RuntimeError(f"the view row and can_send disagree for {loc}/{contact}/{ch}")
 
@@ -231,7 +233,7 @@ def measure_decisions(
 
     def selects() -> None:
         for loc, contact, ch in sample:
-            raw.execute(select, (loc, contact, ch.value)).fetchone()
+            raw.execute(select[ch], (loc, contact)).fetchone()
 
     ledger_rates, baseline_rates = [], []
     try:

@@ -169,7 +169,7 @@ class TestTimesAtTheDoor:
 
 
 def _view_rows(ledger: DndLedger) -> dict[str, list[tuple[Any, ...]]]:
-    tables = ("dnd_status_contacts", "dnd_status_channels", "dnd_audit", "dnd_address_index")
+    tables = ("dnd_status_contacts", "dnd_audit", "dnd_address_index")
     return {t: ledger.sql.fetchall(f"SELECT * FROM {t} ORDER BY 1, 2, 3") for t in tables}
 
 
@@ -184,7 +184,7 @@ def test_a_locked_view_table_fails_decisions_closed_until_it_is_released(
         ledger.execute(c.RegisterContact("loc-1", "ada", (P,)))
         assert ledger.can_send("loc-1", "ada", SMS).allowed
         with psycopg.connect(pg_url) as other:
-            other.execute("LOCK TABLE dnd_status_channels IN ACCESS EXCLUSIVE MODE")
+            other.execute("LOCK TABLE dnd_status_contacts IN ACCESS EXCLUSIVE MODE")
             # The STOP is stored: its view rows wait for the lock, then give way.
             ledger.execute(c.ReceiveInbound("loc-1", SMS, P, "STOP", "SM1"))
             assert ledger.projector.head() > min(ledger.projector.positions().values())

@@ -46,8 +46,10 @@ from dnd_ledger.domain.policy import DEFAULT_POLICY
 from dnd_ledger.domain.state import ChannelState, fold, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, EmailSignal, Overall
 from dnd_ledger.idempotency import request_key
+from dnd_ledger.projections import status_row
 from dnd_ledger.projections.projector import Projector
 from dnd_ledger.projections.schema import VIEWS
+from dnd_ledger.projections.status_row import CHANNEL_COLUMNS
 from dnd_ledger.storage.pii import Keyring
 
 KEY = b"test-key-0123456789abcdef"
@@ -67,9 +69,7 @@ SMS, EMAIL, CALL, FB, GMB, WA = (
 # reader skips them, and so does the comparison.
 VIEW_ROWS = {
     "status_contacts": "SELECT aggregate_id, location_id, contact_id, overall, version,"
-    " last_occurred, state FROM dnd_status_contacts ORDER BY aggregate_id",
-    "status_channels": "SELECT location_id, contact_id, channel, status, since, code, message,"
-    " cause_event, cause_event_id, overall FROM dnd_status_channels ORDER BY 1, 2, 3",
+    f" last_occurred, state, {CHANNEL_COLUMNS} FROM dnd_status_contacts ORDER BY aggregate_id",
     "addresses": "SELECT aggregate_id, location_id, ref, kind FROM dnd_addresses ORDER BY 1",
     "address_index": "SELECT location_id, ref, contact_id, kind, since FROM dnd_address_index"
     " ORDER BY 1, 2, 3",
@@ -108,9 +108,8 @@ def check_views_consistent(ledger: DndLedger, now: datetime) -> None:
     assert [r[0] for r in incremental["audit"]] == notification_ids(ledger)
 
     # The status view against the Contact aggregates, and against the past-time fold.
-    for aggregate_id, location_id, contact_id, overall_value, version, *_ in incremental[
-        "status_contacts"
-    ]:
+    for row in incremental["status_contacts"]:
+        aggregate_id, location_id, contact_id, overall_value, version = row[:5]
         agg = ledger.repository.get(UUID(aggregate_id))
         assert isinstance(agg, Contact)
         assert (agg.location_id, agg.contact_id, agg.version) == (
@@ -126,6 +125,11 @@ def check_views_consistent(ledger: DndLedger, now: datetime) -> None:
         assert replayed.entries is not None
         assert visible_all(replayed.state.channels()) == expected
         assert visible_all(fold(replayed.entries).channels()) == expected
+        # The contact's one row holds every channel's state.
+        stored = {
+            ch: status_row.state(*row[7 + 2 * i : 9 + 2 * i]) for i, ch in enumerate(ALL_CHANNELS)
+        }
+        assert visible_all(stored) == expected, (location_id, contact_id)
         view = ledger.status(location_id, contact_id)
         assert visible_all(view.channels) == expected, (location_id, contact_id)
         assert view.dnd.value == overall_value == overall(agg.state.channels()).value
@@ -148,7 +152,6 @@ def check_views_consistent(ledger: DndLedger, now: datetime) -> None:
                 past = ledger.status(location_id, contact_id, as_of=as_of, known_at=known_at)
                 folded = fold(replayed.entries, as_of=as_of, known_at=known_at).channels()
                 assert visible_all(past.channels) == visible_all(folded), (as_of, known_at)
-    assert len(incremental["status_channels"]) == 6 * len(incremental["status_contacts"])
     registered = [r for r in incremental["audit"] if r[8] == "Registered"]
     assert len(registered) == len(incremental["status_contacts"])
 
@@ -166,8 +169,9 @@ def check_views_consistent(ledger: DndLedger, now: datetime) -> None:
     counted: Counter[tuple[str, str, str]] = Counter()
     for _a, location_id, _c, overall_value, *_ in incremental["status_contacts"]:
         counted[(location_id, "overall", overall_value)] += 1
-    for location_id, _c, channel, status, *_ in incremental["status_channels"]:
-        counted[(location_id, f"channel:{channel}", status)] += 1
+    for _a, location_id, *rest in incremental["status_contacts"]:
+        for i, ch in enumerate(ALL_CHANNELS):
+            counted[(location_id, f"channel:{ch.value}", rest[5 + 2 * i])] += 1
     assert {(r[0], r[1], r[2]): int(r[3]) for r in incremental["stats"]} == dict(counted)
 
     # A full rebuild gives the same rows.

@@ -170,7 +170,7 @@ def _every_row(ledger: DndLedger, skip: set[str]) -> Iterator[tuple[str, str]]:
         tables = ledger.sql.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
     names = {str(t[0]) for t in tables} - skip
     events_table = ledger.events_table.split(".")[-1]
-    assert {events_table, "dnd_audit", "dnd_status_channels"} <= names
+    assert {events_table, "dnd_audit", "dnd_status_contacts"} <= names
     for name in sorted(names):
         for row in ledger.sql.fetchall(f"SELECT * FROM {name}"):
             for value in row:

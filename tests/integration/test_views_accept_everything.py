@@ -120,5 +120,5 @@ def test_every_stored_event_is_accepted_by_the_projector_and_the_notary(
 
 
 def _rows(ledger: DndLedger) -> dict[str, list[tuple[Any, ...]]]:
-    tables = ("dnd_status_contacts", "dnd_status_channels", "dnd_audit", "dnd_address_index")
+    tables = ("dnd_status_contacts", "dnd_audit", "dnd_address_index")
     return {t: ledger.sql.fetchall(f"SELECT * FROM {t} ORDER BY 1, 2, 3") for t in tables}

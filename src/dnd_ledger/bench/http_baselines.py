@@ -26,11 +26,15 @@ from urllib.parse import parse_qsl
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from dnd_ledger.projections.status_row import COLUMNS, cause_fields
+
 DB_ENV = "DND_LEDGER_BENCH_DB"
-_SELECT = (
-    "SELECT status, since, code, message, cause_event"
-    " FROM dnd_status_channels WHERE location_id = {p} AND contact_id = {p} AND channel = {p}"
-)
+#: The contact's status row, that channel's two columns (see projections.status_row).
+_SELECT = {
+    ch.value: f"SELECT {st}, {cause} FROM dnd_status_contacts"
+    " WHERE location_id = {p} AND contact_id = {p}"
+    for ch, (st, cause) in COLUMNS.items()
+}
 
 
 class _Reader:
@@ -41,7 +45,8 @@ class _Reader:
     def __init__(self, db: str) -> None:
         self.db = db
         self.postgres = db.startswith(("postgres://", "postgresql://"))
-        self.statement = _SELECT.format(p="%s" if self.postgres else "?")
+        p = "%s" if self.postgres else "?"
+        self.statements = {ch: s.replace("{p}", p) for ch, s in _SELECT.items()}
         self._local = threading.local()
         self._pool: Any = None
         if self.postgres:
@@ -61,19 +66,21 @@ class _Reader:
             self._local.cursor = cursor
         return cursor
 
-    def _row(self, params: tuple[str, str, str]) -> Any:
+    def _row(self, statement: str, params: tuple[str, str]) -> Any:
         if self._pool is not None:
             with self._pool.connection() as conn:
-                return conn.execute(self.statement, params).fetchone()
+                return conn.execute(statement, params).fetchone()
         cursor = self._cursor()
-        cursor.execute(self.statement, params)
+        cursor.execute(statement, params)
         return cursor.fetchone()
 
     def decision(self, location_id: str, contact_id: str, channel: str, mode: str) -> Any:
-        row = self._row((location_id, contact_id, channel))
+        statement = self.statements.get(channel)
+        row = None if statement is None else self._row(statement, (location_id, contact_id))
         if row is None:
             return None
         status = row[0]
+        _since, code, _message, event, _event_id = cause_fields(row[1])
         return {
             "allowed": status == "inactive",
             "channel": channel,
@@ -81,9 +88,9 @@ class _Reader:
             "mode": mode,
             "status": status,
             "reason": "no DND on this channel" if status == "inactive" else f"{status} DND",
-            "code": row[2],
+            "code": code,
             "rule": "dnd",
-            "event": row[4],
+            "event": event,
         }
 
 

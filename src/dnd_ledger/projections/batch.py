@@ -32,6 +32,7 @@ from dnd_ledger.projections.rows import (
     stats_keys,
     text,
 )
+from dnd_ledger.projections.status_row import CHANNEL_COLUMNS, COLUMNS, channel_values
 from dnd_ledger.storage.persistence import Sql
 
 
@@ -48,7 +49,7 @@ class Batch:
     ) -> None:
         self.sql = sql
         self.cached = cached  # contacts earlier batches left, kept by the projector
-        self.c = c  # the writer's open transaction, when projecting its own events
+        self.c = c  # the transaction its reads run in (the writer's, or catch-up's read one)
         self.last = 0
         self.positions = positions
         self.contacts: dict[str, ContactView] = {}
@@ -240,22 +241,15 @@ class Batch:
 
     def _write_status(self, c: Any) -> None:
         q = self.sql.q
-        contacts, channel_rows, stats = [], [], Counter[tuple[str, str, str]]()
+        contacts, stats = [], Counter[tuple[str, str, str]]()
         for aid, cv in self.contacts.items():
+            # One row per contact: its six channels' state is in it.
             contacts.append((
                 aid, cv.location_id, cv.contact_id, NAME[cv.overall], cv.version,
                 iso(cv.last_occurred) if cv.last_occurred else None, dumps(cv.state.to_list()),
+                *channel_values(cv.channels),
             ))  # fmt: skip
-            # When the overall status moved, every channel row carries the new one.
             before = self.stats_before.get(aid, Counter())
-            overall_moved = cv.new or before.get(("overall", NAME[cv.overall]), 0) == 0
-            for ch in ALL_CHANNELS if overall_moved else sorted(cv.dirty):
-                s = cv.channels[ch]
-                channel_rows.append((
-                    cv.location_id, cv.contact_id, NAME[ch], NAME[s.status],
-                    iso(s.since) if s.since else None, s.code, s.message, s.event, s.event_id,
-                    NAME[cv.overall],
-                ))  # fmt: skip
             after = stats_keys(cv)
             for key in set(before) | set(after):
                 delta = after[key] - before[key]
@@ -263,8 +257,6 @@ class Batch:
                     stats[(cv.location_id, *key)] += delta
         if contacts:
             c.executemany(q(_CONTACT_UPSERT), contacts)
-        if channel_rows:
-            c.executemany(q(_CHANNEL_UPSERT), channel_rows)
         if stats:
             c.executemany(
                 q("INSERT INTO dnd_stats (location_id, dimension, value, count) VALUES (?, ?, ?, ?)"
@@ -287,15 +279,8 @@ _AUDIT_INSERT = (
 )
 _CONTACT_UPSERT = (
     "INSERT INTO dnd_status_contacts (aggregate_id, location_id, contact_id, overall, version,"
-    " last_occurred, state) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    f" last_occurred, state, {CHANNEL_COLUMNS}) VALUES ({', '.join('?' * (7 + 2 * len(COLUMNS)))})"
     " ON CONFLICT (aggregate_id) DO UPDATE SET overall = excluded.overall,"
-    " version = excluded.version, last_occurred = excluded.last_occurred, state = excluded.state"
-)
-_CHANNEL_UPSERT = (
-    "INSERT INTO dnd_status_channels (location_id, contact_id, channel, status, since, code,"
-    " message, cause_event, cause_event_id, overall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (location_id, contact_id, channel) DO UPDATE SET status = excluded.status,"
-    " since = excluded.since, code = excluded.code, message = excluded.message,"
-    " cause_event = excluded.cause_event, cause_event_id = excluded.cause_event_id,"
-    " overall = excluded.overall"
+    " version = excluded.version, last_occurred = excluded.last_occurred, state = excluded.state, "
+    + ", ".join(f"{s} = excluded.{s}, {k} = excluded.{k}" for s, k in COLUMNS.values())
 )

@@ -16,6 +16,7 @@ import orjson
 
 from dnd_ledger.domain.errors import InvalidInput, UnknownContact
 from dnd_ledger.domain.values import ALL_CHANNELS, AddressKind
+from dnd_ledger.projections.status_row import CHANNEL_COLUMNS, COLUMNS, STATUS_COLUMN, cause_fields
 from dnd_ledger.storage.pii import normalise_email, normalise_phone
 
 if TYPE_CHECKING:
@@ -73,12 +74,7 @@ def list_contacts(
     sql = "SELECT c.contact_id, c.overall FROM dnd_status_contacts c"
     where, params = ["c.location_id = ?"], [location_id]
     if channel is not None:
-        sql += (
-            " JOIN dnd_status_channels s ON s.location_id = c.location_id"
-            " AND s.contact_id = c.contact_id AND s.channel = ?"
-        )
-        params.insert(0, channel)
-        where.append("s.status = ?")
+        where.append(f"c.{STATUS_COLUMN[channel]} = ?")  # a column of a known channel
         params.append(str(state))
     if dnd is not None:
         where.append("c.overall = ?")
@@ -105,9 +101,10 @@ def _channel_states(
     if not contact_ids:
         return {}
     marks = ", ".join("?" for _ in contact_ids)
+    statuses = ", ".join(s for s, _k in COLUMNS.values())
     rows = ledger.views.read(
         ledger.sql.q(
-            "SELECT contact_id, channel, status FROM dnd_status_channels"
+            f"SELECT contact_id, {statuses} FROM dnd_status_contacts"
             f" WHERE location_id = ? AND contact_id IN ({marks})"
         ),
         (location_id, *contact_ids),
@@ -115,8 +112,8 @@ def _channel_states(
     out: dict[str, dict[str, str]] = {
         cid: dict.fromkeys(CHANNEL_NAMES, "inactive") for cid in contact_ids
     }
-    for cid, ch, status in rows:
-        out[str(cid)][str(ch)] = str(status)
+    for cid, *found in rows:
+        out[str(cid)] = {ch: str(status) for ch, status in zip(CHANNEL_NAMES, found, strict=True)}
     return out
 
 
@@ -125,11 +122,15 @@ def show_contact(ledger: DndLedger, location_id: str, contact_id: str) -> dict[s
     ledger.ensure_current()
     q = ledger.sql.q
     head = ledger.views.read(
-        q("SELECT overall FROM dnd_status_contacts WHERE location_id = ? AND contact_id = ?"),
+        q(
+            f"SELECT overall, {CHANNEL_COLUMNS} FROM dnd_status_contacts"
+            " WHERE location_id = ? AND contact_id = ?"
+        ),
         (location_id, contact_id),
     )
     if not head:
         raise UnknownContact.of(location_id, contact_id)
+    dnd, *columns = head[0]
     addresses = ledger.views.read(
         q(
             "SELECT kind, ref, since FROM dnd_address_index"
@@ -137,29 +138,21 @@ def show_contact(ledger: DndLedger, location_id: str, contact_id: str) -> dict[s
         ),
         (location_id, contact_id),
     )
-    rows = ledger.views.read(
-        q(
-            "SELECT channel, status, since, code, message, cause_event, cause_event_id"
-            " FROM dnd_status_channels WHERE location_id = ? AND contact_id = ?"
-        ),
-        (location_id, contact_id),
-    )
-    channels: dict[str, dict[str, Any]] = {
-        ch: {"status": "inactive", "since": None, "code": None, "message": None, "event": None}
-        for ch in CHANNEL_NAMES
-    }
+    channels: dict[str, dict[str, Any]] = {}
     reviews = []
-    for ch, status, since, code, message, event, event_id in rows:
-        channels[str(ch)] = {
-            "status": str(status), "since": since, "code": code, "message": message,
-            "event": event,
+    for i, ch in enumerate(CHANNEL_NAMES):
+        status = str(columns[2 * i])
+        since, code, message, event, event_id = cause_fields(columns[2 * i + 1])
+        channels[ch] = {
+            "status": status, "since": since, "code": code, "message": message, "event": event,
         }  # fmt: skip
         if event == "RevocationSuspected" and status != "inactive":
-            reviews.append({"channel": str(ch), "since": since, "event_id": event_id})
+            reviews.append({"channel": ch, "since": since, "event_id": event_id})
+    reviews.sort(key=lambda r: str(r["channel"]))  # by channel name
     return {
         "location_id": location_id,
         "contact_id": contact_id,
-        "dnd": str(head[0][0]),
+        "dnd": str(dnd),
         "addresses": [{"kind": str(k), "ref": str(r), "since": s} for k, r, s in addresses],
         "channels": channels,
         "open_reviews": reviews,

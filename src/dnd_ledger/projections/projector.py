@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.persistence import IntegrityError, Notification
 
 from dnd_ledger.domain.errors import LedgerUnavailable
+from dnd_ledger.projections import upgrade
 from dnd_ledger.projections.batch import Batch
 from dnd_ledger.projections.failures import ErrorRecord, Failed
 from dnd_ledger.projections.rows import ContactView
@@ -64,12 +65,22 @@ class Projector:
         self.readers: list[Any] = []
 
     def create_tables(self) -> None:
+        """The views' tables; a status view of an earlier layout is dropped and its
+        views' positions reset, so catch-up rebuilds them (:mod:`.upgrade`)."""
         self.tracking.create_table()
+        self.sql.execute(upgrade.META_TABLE)
         with self.sql.transaction() as c:
+            stale = upgrade.stale_layout(self.sql, c)
+            if stale:
+                upgrade.drop_old(c)
             for statements in TABLES.values():
                 for s in statements:
                     c.execute(s)
             c.execute(ERRORS_TABLE)
+            if stale:
+                upgrade.reset(self.sql, c, self.tracking_table(), STATE_VIEWS)
+        if stale:
+            self.forget()
 
     # -- positions ------------------------------------------------------------------
     def positions(self, c: Any = None) -> dict[str, int]:
@@ -258,14 +269,19 @@ class Projector:
         start = min(positions.values())
         if self._cached_at != start:
             self.forget()
-        work = Batch(self.sql, self.contacts, self.addresses, positions)
-        work.prefetch({str(n.originator_id) for n in batch})
         last = batch[-1].id
         position = batch[0].id
         try:
-            for n in batch:
-                position = n.id
-                work.take(n.id, self.app.mapper.to_domain_event(n))
+            # What the batch reads of the views, in one read transaction bounded like
+            # the write: a view table locked by someone else fails the batch.
+            with self.sql.transaction(commit=False) as r:
+                self._set_timeouts(r)
+                work = Batch(self.sql, self.contacts, self.addresses, positions, r)
+                work.prefetch({str(n.originator_id) for n in batch})
+                for n in batch:
+                    position = n.id
+                    work.take(n.id, self.app.mapper.to_domain_event(n))
+            work.c = None  # that transaction has ended
             position = batch[0].id
             with self.sql.transaction() as c:
                 self._set_timeouts(c)

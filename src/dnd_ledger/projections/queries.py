@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from dnd_ledger.domain.errors import LedgerUnavailable
-from dnd_ledger.domain.state import INACTIVE, ChannelState, Entry, overall
+from dnd_ledger.domain.state import ChannelState, Entry, overall
 from dnd_ledger.domain.timecheck import check_query_time
-from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
+from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Overall
 from dnd_ledger.pg_reads import PgReads
 from dnd_ledger.projections.rows import CONTACT_ENTRIES, entry_from_row, iso
+from dnd_ledger.projections.status_row import CHANNEL_COLUMNS, COLUMNS, state
 from dnd_ledger.storage.persistence import Database, Sql, row_values
 
 AUDIT_FIELDS = (
@@ -27,23 +28,8 @@ AUDIT_FIELDS = (
 
 
 #: Stored text -> enum member, by dict lookup (an Enum call costs ten times as much).
-_KIND = {k.value: k for k in DndKind}
 _OVERALL = {o.value: o for o in Overall}
-_CHANNEL_TEXT = {c: c.value for c in Channel}
-
-
-def _state(row: tuple[Any, ...]) -> ChannelState:
-    status, since, code, message, event, event_id = row
-    if status == "inactive":
-        return INACTIVE
-    return ChannelState(
-        status=_KIND[status],
-        since=datetime.fromisoformat(since) if since else None,
-        code=code,
-        message=message,
-        event=event,
-        event_id=event_id,
-    )
+_KEY = " WHERE location_id = ? AND contact_id = ?"
 
 
 def _reason(effect: dict[str, Any]) -> str | None:
@@ -94,14 +80,13 @@ class ViewReader:
         #: Moves on every invalidation: a row read before one is not cached after it
         #: (it may predate the change that invalidated it).
         self._epoch = 0
-        self._one = sql.q(
-            "SELECT status, since, code, message, cause_event, cause_event_id, overall"
-            " FROM dnd_status_channels WHERE location_id = ? AND contact_id = ? AND channel = ?"
-        )
-        self._all = sql.q(
-            "SELECT channel, status, since, code, message, cause_event, cause_event_id"
-            " FROM dnd_status_channels WHERE location_id = ? AND contact_id = ?"
-        )
+        # The contact's one status row, by its (location_id, contact_id) key: one
+        # channel's two columns and the overall status, or every channel's.
+        self._one = {
+            ch: sql.q(f"SELECT {st}, {cause}, overall FROM dnd_status_contacts{_KEY}")
+            for ch, (st, cause) in COLUMNS.items()
+        }
+        self._all = sql.q(f"SELECT {CHANNEL_COLUMNS} FROM dnd_status_contacts{_KEY}")
 
     def _read(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if self._pg is not None:
@@ -190,11 +175,11 @@ class ViewReader:
         if one is not None:
             return one
         epoch = self._epoch
-        rows = self._read(self._one, (location_id, contact_id, _CHANNEL_TEXT[channel]))
+        rows = self._read(self._one[channel], (location_id, contact_id))
         if not rows:
             return None
         row = rows[0]
-        found = (_state(row[:6]), _OVERALL[row[6]])
+        found = (state(row[0], row[1]), _OVERALL[row[2]])
         if len(self._one_cache) >= STATUS_CACHE:
             self._one_cache.clear()
         if epoch == self._epoch:
@@ -212,8 +197,8 @@ class ViewReader:
         rows = self._read(self._all, (location_id, contact_id))
         if not rows:
             return None
-        found = {Channel(r[0]): _state(r[1:]) for r in rows}
-        channels = {ch: found.get(ch, INACTIVE) for ch in ALL_CHANNELS}
+        row = rows[0]
+        channels = {ch: state(row[2 * i], row[2 * i + 1]) for i, ch in enumerate(ALL_CHANNELS)}
         if epoch == self._epoch:
             self._overall[key] = overall(channels)
             self._status[key] = channels

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dnd_ledger.projections.status_row import CHANNEL_DDL
+
 #: View names, each with its own tracking position (``projections status``).
 VIEWS = ("status", "addresses", "audit", "stats")
 TRACKING_PREFIX = "dnd_ledger.view."
@@ -11,12 +13,7 @@ TABLES: dict[str, list[str]] = {
         "CREATE TABLE IF NOT EXISTS dnd_status_contacts ("
         " aggregate_id TEXT PRIMARY KEY, location_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
         " overall TEXT NOT NULL, version INTEGER NOT NULL, last_occurred TEXT,"
-        " state TEXT NOT NULL, UNIQUE (location_id, contact_id))",
-        "CREATE TABLE IF NOT EXISTS dnd_status_channels ("
-        " location_id TEXT NOT NULL, contact_id TEXT NOT NULL, channel TEXT NOT NULL,"
-        " status TEXT NOT NULL, since TEXT, code TEXT, message TEXT,"
-        " cause_event TEXT, cause_event_id TEXT, overall TEXT NOT NULL,"
-        " PRIMARY KEY (location_id, contact_id, channel))",
+        f" state TEXT NOT NULL,{CHANNEL_DDL} UNIQUE (location_id, contact_id))",
     ],
     "addresses": [
         "CREATE TABLE IF NOT EXISTS dnd_addresses ("
@@ -60,8 +57,13 @@ ERRORS_TABLE = (
     " name TEXT PRIMARY KEY, position BIGINT NOT NULL, error TEXT NOT NULL, at TEXT NOT NULL)"
 )
 
+#: Tables of earlier layouts of the views, dropped when a ledger made with one is
+#: opened (:mod:`dnd_ledger.projections.upgrade`): the status view used to keep one
+#: row per contact and channel in ``dnd_status_channels``.
+OLD_TABLES = ("dnd_status_channels",)
+
 CLEAR: dict[str, list[str]] = {
-    "status": ["DELETE FROM dnd_status_contacts", "DELETE FROM dnd_status_channels"],
+    "status": ["DELETE FROM dnd_status_contacts"],
     "addresses": ["DELETE FROM dnd_addresses", "DELETE FROM dnd_address_index"],
     "audit": ["DELETE FROM dnd_audit"],
     "stats": ["DELETE FROM dnd_stats"],
