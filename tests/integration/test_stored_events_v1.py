@@ -27,6 +27,7 @@ import pytest
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.policy import load_policy
 from dnd_ledger.projections.schema import CLEAR, VIEWS
+from dnd_ledger.projections.status_row import COLUMNS, cause_fields
 
 HERE = Path(__file__).resolve().parents[1] / "data" / "events_v1"
 EXPECTED: dict[str, Any] = json.loads((HERE / "expected.json").read_text())
@@ -79,13 +80,45 @@ def stored(ledger: DndLedger) -> list[Any]:
     return list(rows)
 
 
+#: The status row's columns both layouts have (aggregate_id .. state).
+SHARED_STATUS_COLUMNS = 7
+
+
 def view_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every view table's rows, sorted, read straight from the file. A stats row whose
-    count went back to 0 is left out: a rebuild never writes one, it means no row."""
+    count went back to 0 is left out: a rebuild never writes one, it means no row.
+
+    The status view's channels are compared as (location, contact, channel, status,
+    since, code, message, cause event, its id, overall), whichever layout holds them:
+    the file was made with one row per contact and channel (``dnd_status_channels``),
+    today's code keeps them in the contact's row (``projections/status_row.py``)."""
     tables = [s.removeprefix("DELETE FROM ") for name in VIEWS for s in CLEAR[name]]
     with sqlite3.connect(path) as conn:
-        rows = {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+        conn.row_factory = sqlite3.Row
+        rows = {
+            t: sorted((tuple(r) for r in conn.execute(f"SELECT * FROM {t}")), key=repr)
+            for t in tables
+            if t != "dnd_status_contacts"
+        }
+        contacts = list(conn.execute("SELECT * FROM dnd_status_contacts"))
+        old = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dnd_status_channels'"
+        ).fetchone()
+        if old:
+            channels = [tuple(r) for r in conn.execute(
+                "SELECT location_id, contact_id, channel, status, since, code, message,"
+                " cause_event, cause_event_id, overall FROM dnd_status_channels"
+            )]  # fmt: skip
+        else:
+            channels = [
+                (r["location_id"], r["contact_id"], ch.value, r[st], *cause_fields(r[cause]),
+                 r["overall"])
+                for r in contacts
+                for ch, (st, cause) in COLUMNS.items()
+            ]  # fmt: skip
     conn.close()
+    rows["dnd_status_contacts"] = sorted(tuple(r)[:SHARED_STATUS_COLUMNS] for r in contacts)
+    rows["status channels"] = sorted(channels, key=repr)
     rows["dnd_stats"] = [r for r in rows["dnd_stats"] if r[-1] != 0]
     return rows
 
