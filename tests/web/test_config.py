@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from dnd_ledger.providers.signatures import (
     verify_twilio_signature,
 )
 from dnd_ledger.settings import ConfigError, Settings, load_config
-from dnd_ledger.web.app import CONFIG_ENV, DEV_ENV, create_app
+from dnd_ledger.web.app import create_app
 from dnd_ledger.web.config import config_warnings, secret_problem, secret_problems
 from tests.web.support import (
     MAILGUN_KEY,
@@ -220,14 +221,18 @@ def test_serve_gives_slow_starting_workers_time_to_answer_the_health_check(
 
     seen: list[Any] = []
     monkeypatch.setattr(web, "run_workers", seen.append)
-    # serve passes its settings to the workers in the environment: restore it afterwards.
-    for name in ("DND_LEDGER_DB", CONFIG_ENV, DEV_ENV, "DND_LEDGER_PUBLIC_URL",
-                 "PROMETHEUS_MULTIPROC_DIR", "DND_LEDGER_POLICY"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
     config = write_config(tmp_path)
     key_file = {"DND_LEDGER_PII_KEY_FILE": str(tmp_path / "pii.key")}
     assert run("--db", pg_url, "init", env=key_file).exit_code == 0
-    result = run("--db", pg_url, "serve", "--config", str(config), "--workers", "2", env=key_file)
+    # serve hands the workers its settings (and the metrics directory) in the
+    # environment: put it back as it was, or later tests count metrics in that mode.
+    saved = dict(os.environ)
+    try:
+        result = run("--db", pg_url, "serve", "--config", str(config), "--workers", "2",
+                     env=key_file)  # fmt: skip
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     assert result.exit_code == 0, result.output
     (uvicorn_config,) = seen
     assert uvicorn_config.workers == 2
