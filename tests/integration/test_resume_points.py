@@ -3,11 +3,10 @@ the aggregate it gets is the one replaying every event gives, on every backend."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import UUID
 
 import pytest
-from tests.conftest import SHARED_DATABASES, T0, TEST_KEY, Clock
+from tests.conftest import SHARED_DATABASES, T0, Clock
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
@@ -25,15 +24,6 @@ P = "+14155550100"
 TABLE = ResumePoints.TABLE
 
 
-@pytest.fixture
-def ledger(db_url: str, clock: Clock) -> Iterator[DndLedger]:
-    app = DndLedger(db_url, pii_key=TEST_KEY, clock=clock)
-    try:
-        yield app
-    finally:
-        app.close()
-
-
 def _cold(ledger: DndLedger) -> None:
     """Forget every cached aggregate: the next load is a miss."""
     ledger.repository.cache = EventBudgetCache(10**9)
@@ -42,7 +32,7 @@ def _cold(ledger: DndLedger) -> None:
 def _replayed(ledger: DndLedger, aid: UUID) -> Contact | Address:
     """Every stored event replayed (the library's path: no cache, no resume point)."""
     version = max(e.originator_version for e in ledger.events.get(aid))
-    agg = ledger.repository.get(aid, version=version)
+    agg: object = ledger.repository.get(aid, version=version)
     assert isinstance(agg, Contact | Address)
     agg.compact()
     return agg
@@ -131,36 +121,28 @@ def test_deleting_every_resume_point_changes_nothing(ledger: DndLedger) -> None:
 
 @SHARED_DATABASES
 def test_another_process_resumed_from_a_point_keeps_the_opt_out_and_the_keys(
-    db_url: str, clock: Clock
+    two_ledgers: tuple[DndLedger, DndLedger], clock: Clock
 ) -> None:
-    """A second ledger on the database (another worker), cache cold: its contact comes
-    from a resume point and still refuses to clear a STOP, and still knows a request."""
-    one = DndLedger(db_url, pii_key=TEST_KEY, clock=clock)
-    two = None
-    try:
-        one.execute(c.RegisterContact("loc-1", "ada", (P,)))
-        one.execute(c.ReceiveInbound("loc-1", Channel.SMS, P, "STOP", "SM1"))
-        for n in range(2):  # version 4: a resume point
-            clock.advance(minutes=1)
-            one.execute(c.SetDnd("loc-1", "ada", (Channel.CALL,), "bob", request_id=f"r{n}"))
-        cid = contact_uuid("loc-1", "ada")
-        assert one.resume.load(cid) is not None
-        two = DndLedger(db_url, pii_key=TEST_KEY, clock=clock)
-        with pytest.raises(PermanentDnd):
-            two.execute(c.ClearDnd("loc-1", "ada", (Channel.SMS,), "bob"))
-        again = two.execute(c.SetDnd("loc-1", "ada", (Channel.CALL,), "bob", request_id="r1"))
-        assert again.result == "duplicate"
-        assert two.execute(c.ReceiveInbound("loc-1", Channel.SMS, P, "STOP", "SM1")).result == (
-            "duplicate"
-        )
-        assert not two.can_send("loc-1", "ada", Channel.SMS).allowed
-        address = two.get_aggregate(address_uuid("loc-1", two.keyring.ref("phone", P)))
-        assert isinstance(address, Address)
-        assert address.claimants == ["ada"]
-    finally:
-        one.close()
-        if two is not None:
-            two.close()
+    """A second ledger on the database (another worker) that has not loaded the contact:
+    it comes from a resume point and still refuses to clear a STOP, and still knows a
+    request and a provider's message."""
+    one, two = two_ledgers
+    one.execute(c.RegisterContact("loc-1", "ada", (P,)))
+    one.execute(c.ReceiveInbound("loc-1", Channel.SMS, P, "STOP", "SM1"))
+    for n in range(2):  # version 4: a resume point
+        clock.advance(minutes=1)
+        one.execute(c.SetDnd("loc-1", "ada", (Channel.CALL,), "bob", request_id=f"r{n}"))
+    assert one.resume.load(contact_uuid("loc-1", "ada")) is not None
+    with pytest.raises(PermanentDnd):
+        two.execute(c.ClearDnd("loc-1", "ada", (Channel.SMS,), "bob"))
+    again = two.execute(c.SetDnd("loc-1", "ada", (Channel.CALL,), "bob", request_id="r1"))
+    assert again.result == "duplicate"
+    stop = two.execute(c.ReceiveInbound("loc-1", Channel.SMS, P, "STOP", "SM1"))
+    assert stop.result == "duplicate"
+    assert not two.can_send("loc-1", "ada", Channel.SMS).allowed
+    address = two.get_aggregate(address_uuid("loc-1", two.keyring.ref("phone", P)))
+    assert isinstance(address, Address)
+    assert address.claimants == ["ada"]
 
 
 def test_the_memento_names_every_attribute_of_the_aggregates(ledger: DndLedger) -> None:
