@@ -23,14 +23,13 @@ from dnd_ledger.projections.rows import (
     CONTACT_ENTRIES,
     NAME,
     ContactView,
+    address_audit_row,
     changed,
+    contact_audit_row,
     dumps,
-    effect_words,
     entry_from_row,
-    evidence_of,
     iso,
     stats_keys,
-    text,
 )
 from dnd_ledger.projections.status_row import CHANNEL_COLUMNS, COLUMNS, channel_values
 from dnd_ledger.storage.persistence import Sql
@@ -149,7 +148,7 @@ class Batch:
                 raise RuntimeError(f"contact {aid} has events before its registration")
             cv = found
         before = cv.statuses()
-        detail: dict[str, Any]
+        effect: Effect | None = None
         if isinstance(e, Contact.DndEvent):
             effect = Effect.from_dict(e.effect)
             entry = Entry(
@@ -158,22 +157,11 @@ class Batch:
             )  # fmt: skip
             late = cv.last_occurred is not None and entry.occurred_at < cv.last_occurred
             cv.take(entry, self.history(cv) if late else None)
-            channels, words, effect_data = effect.touched, effect_words(effect), e.effect
-            detail = e.detail
         else:
             cv.version = e.originator_version
-            channels, words, effect_data = (), "none", {}
-            detail = {k: list(getattr(e, k)) for k in ("phones", "emails") if hasattr(e, k)}
-            detail.update(getattr(e, "detail", {}))
-        before_s, after_s = changed(before, cv.statuses(), channels)
-        self.audit.append((
-            position, aid, e.originator_version, cv.location_id, cv.contact_id, None,
-            iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), type(e).__name__,
-            text(getattr(e, "source", None)), getattr(e, "actor", None),
-            ",".join(NAME[c] for c in channels), words, dumps(effect_data), before_s, after_s,
-            getattr(e, "idempotency_key", None), getattr(e, "policy_version", None),
-            evidence_of(detail), dumps(detail),
-        ))  # fmt: skip
+        before_s, after_s = changed(before, cv.statuses(), effect.touched if effect else ())
+        self.audit.append(contact_audit_row(position, e, cv.location_id, cv.contact_id, effect,
+                                            before_s, after_s))  # fmt: skip
 
     def _address_event(self, position: int, e: Any) -> None:
         aid = str(e.originator_id)
@@ -188,29 +176,8 @@ class Batch:
         if isinstance(e, Address.Released) and self.wants("addresses", position):
             self.index = [r for r in self.index if r[:3] != (location_id, ref, e.contact_id)]
             self.unindex.add((location_id, ref, e.contact_id))
-        if not self.wants("audit", position):
-            return
-        name, channels, words, effect_data, detail = "Address.Seen", "", "none", "{}", {}
-        source = actor = key = policy = None
-        if isinstance(e, Address.Claimed | Address.Released):
-            name, detail = f"Address.{type(e).__name__}", {"contact_id": e.contact_id}
-        elif isinstance(e, Address.SignalRecorded):
-            effect = Effect.from_dict(e.effect)
-            name, words = f"Address.{e.event}", effect_words(effect)
-            channels = ",".join(NAME[c] for c in effect.channels)
-            effect_data, detail = dumps(e.effect), e.detail
-            source, actor, key, policy = (
-                text(e.source),
-                e.actor,
-                e.idempotency_key,
-                e.policy_version,
-            )
-        self.audit.append((
-            position, aid, e.originator_version, location_id, None, ref,
-            iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), name, source, actor,
-            channels, words, effect_data, "{}", "{}", key, policy, evidence_of(detail),
-            dumps(detail),
-        ))  # fmt: skip
+        if self.wants("audit", position):
+            self.audit.append(address_audit_row(position, e, location_id, ref))
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, c: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.state import ChannelState, DndState, Effect, Entry, fold, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
 
@@ -101,6 +102,58 @@ def changed(
         orjson.dumps({n: before.get(n, "inactive") for n in names}).decode(),
         orjson.dumps({n: after[n] for n in names}).decode(),
     )
+
+
+def contact_audit_row(
+    position: int,
+    e: Any,
+    location_id: str,
+    contact_id: str,
+    effect: Effect | None,
+    before: str,
+    after: str,
+) -> tuple[Any, ...]:
+    """The audit row of a contact's event (see ``_AUDIT_INSERT`` for the columns);
+    ``effect`` is a DND event's decoded effect, ``before``/``after`` what it changed."""
+    if effect is not None:
+        channels, words, effect_data, detail = (
+            effect.touched,
+            effect_words(effect),
+            e.effect,
+            e.detail,
+        )
+    else:
+        channels, words, effect_data = (), "none", {}
+        detail = {k: list(getattr(e, k)) for k in ("phones", "emails") if hasattr(e, k)}
+        detail.update(getattr(e, "detail", {}))
+    return (
+        position, str(e.originator_id), e.originator_version, location_id, contact_id, None,
+        iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), type(e).__name__,
+        text(getattr(e, "source", None)), getattr(e, "actor", None),
+        ",".join(NAME[c] for c in channels), words, dumps(effect_data), before, after,
+        getattr(e, "idempotency_key", None), getattr(e, "policy_version", None),
+        evidence_of(detail), dumps(detail),
+    )  # fmt: skip
+
+
+def address_audit_row(position: int, e: Any, location_id: str, ref: str) -> tuple[Any, ...]:
+    """The audit row of an address's event (see :func:`contact_audit_row`)."""
+    name, channels, words, effect_data, detail = "Address.Seen", "", "none", "{}", {}
+    source = actor = key = policy = None
+    if isinstance(e, Address.Claimed | Address.Released):
+        name, detail = f"Address.{type(e).__name__}", {"contact_id": e.contact_id}
+    elif isinstance(e, Address.SignalRecorded):
+        effect = Effect.from_dict(e.effect)
+        name, words = f"Address.{e.event}", effect_words(effect)
+        channels = ",".join(NAME[c] for c in effect.channels)
+        effect_data, detail = dumps(e.effect), e.detail
+        source, actor, key, policy = text(e.source), e.actor, e.idempotency_key, e.policy_version
+    return (
+        position, str(e.originator_id), e.originator_version, location_id, None, ref,
+        iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), name, source, actor,
+        channels, words, effect_data, "{}", "{}", key, policy, evidence_of(detail),
+        dumps(detail),
+    )  # fmt: skip
 
 
 def evidence_of(detail: dict[str, Any]) -> str | None:
