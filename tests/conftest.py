@@ -142,3 +142,14 @@ def poison_opt_outs(monkeypatch: pytest.MonkeyPatch) -> None:
         take(self, position, event)
 
     monkeypatch.setattr(Batch, "take", poisoned)
+    # The writer's own batch takes a contact's events from its aggregate instead.
+    from dnd_ledger.projections import own
+
+    from_aggregate = own._contact
+
+    def poisoned_own(work: Any, position: int, event: Any, *rest: Any) -> None:
+        if isinstance(event, Contact.OptOutKeyword):
+            raise OverflowError("date value out of range")
+        from_aggregate(work, position, event, *rest)
+
+    monkeypatch.setattr(own, "_contact", poisoned_own)

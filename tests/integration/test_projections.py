@@ -443,6 +443,37 @@ def test_the_writer_projects_its_own_events_in_its_transaction(
     assert ledger.projector.positions() == dict.fromkeys(VIEWS, 502)  # address + contact
 
 
+def test_the_writers_view_rows_come_from_its_aggregates_without_reading_or_folding(
+    ledger: DndLedger, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's batch is projected from the aggregates it saves: no status row read,
+    no history read for a late event; the rows equal a rebuild's."""
+    register_many(ledger, 3)
+    from dnd_ledger.projections import own
+    from dnd_ledger.projections.batch import Batch
+
+    def unexpected(*_args: Any) -> None:
+        raise AssertionError("the writer read the views to project its own events")
+
+    monkeypatch.setattr(Batch, "prefetch", unexpected)
+    monkeypatch.setattr(Batch, "history", unexpected)
+    filled: list[bool] = []
+    fill = own.fill
+    monkeypatch.setattr(own, "fill", lambda *a: filled.append(fill(*a)) or filled[-1])
+    early = clock.now - timedelta(minutes=30)
+    ledger.execute_many([
+        c.ReceiveInbound("loc-1", SMS, "+14155550001", "STOP", "SM-a"),
+        c.SetDnd("loc-1", "c00002", (Channel.EMAIL,), "alice", request_id="rq-1"),
+        c.RegisterContact("loc-1", "new", ("+14155550001",)),  # gets c00001's STOP
+        c.ReceiveInbound("loc-1", SMS, "+14155550002", "STOP", "SM-b", occurred_at=early),
+    ])  # fmt: skip
+    ledger.execute(c.ClearDnd("loc-1", "c00002", (Channel.EMAIL,), "bob", request_id="rq-2"))
+    assert filled == [True, True]
+    assert not ledger.can_send("loc-1", "new", SMS).allowed
+    monkeypatch.undo()
+    check_views_consistent(ledger, clock.now)
+
+
 def test_views_behind_the_log_are_caught_up_not_skipped(ledger: DndLedger) -> None:
     register_many(ledger, 10)
     empty_views(ledger)

@@ -22,6 +22,7 @@ from dnd_ledger.domain.errors import (
 )
 from dnd_ledger.domain.keys import CONTENT_MARK, REQUEST_PREFIX, contact_uuid
 from dnd_ledger.domain.state import (
+    Channels,
     DndState,
     Effect,
     Entry,
@@ -180,6 +181,8 @@ class Contact(Aggregate):
         self.requests: dict[str, str] = {}
         self.state = DndState()
         self._last_occurred: datetime | None = None
+        #: What each event not yet stored changed: version -> channels before, after.
+        self._changes: dict[int, tuple[Channels, Channels]] = {}
         self._add_addresses(phones, emails)
         if idempotency_key:
             self._keep_key(idempotency_key)
@@ -270,6 +273,25 @@ class Contact(Aggregate):
             detail=detail or {},
         )
 
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        """The library's trigger, noting the channels before and after the event: the
+        views of a batch are written from these, not by folding the events again."""
+        if not self._pending_events:
+            self._changes = {}
+        before = self.state.channels()
+        super().trigger_event(event_class, **kwargs)
+        self._changes[self.version] = (before, self.state.channels())
+
+    def change_of(self, version: int) -> tuple[Channels, Channels] | None:
+        """The channels before and after this contact's event ``version``, if it is one
+        of the events triggered since the last were stored (None otherwise)."""
+        return self._changes.get(version)
+
+    @property
+    def last_occurred(self) -> datetime | None:
+        """The latest effective time of the contact's DND events (None: none yet)."""
+        return self._last_occurred
+
     # -- guards -----------------------------------------------------------------
     def check_can_clear(
         self, channels: tuple[Channel, ...], occurred_at: datetime, suppression_removed: bool
@@ -328,6 +350,7 @@ class Contact(Aggregate):
         """Forget the entries (the event store holds them): a cached contact keeps
         its current fold, idempotency keys and addresses, a fraction of the memory."""
         self.entries = None
+        self._changes = {}
 
     def needs_history(self, occurred_at: datetime) -> bool:
         """Compacted, and an event or a guard at ``occurred_at`` would refold the past."""

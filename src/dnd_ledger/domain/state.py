@@ -153,6 +153,10 @@ class ChannelState:
 
 
 INACTIVE = ChannelState(DndKind.INACTIVE)
+#: Every channel's state (a contact's channels at one point in its history).
+Channels = dict[Channel, ChannelState]
+#: A contact's channels before its first event.
+ALL_INACTIVE: Mapping[Channel, ChannelState] = dict.fromkeys(ALL_CHANNELS, INACTIVE)
 
 
 @dataclass
@@ -162,9 +166,19 @@ class DndState:
     blocks: dict[Channel, list[Block]] = field(
         default_factory=lambda: {c: [] for c in ALL_CHANNELS}
     )
+    #: Each channel's state as last computed from its blocks; :meth:`apply` drops the
+    #: channels it changes. Not part of the value: two states with equal blocks are equal.
+    memo: dict[Channel, ChannelState] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def apply(self, entry: Entry) -> None:
         eff = entry.effect
+        memo = self.memo
+        for ch in eff.channels:
+            memo.pop(ch, None)
+        for ch in eff.also:
+            memo.pop(ch, None)
         for ch in eff.channels:
             blocks = self.blocks[ch]
             if eff.op is Op.BLOCK:
@@ -223,6 +237,12 @@ class DndState:
         )
 
     def channel(self, ch: Channel) -> ChannelState:
+        found = self.memo.get(ch)
+        if found is None:
+            found = self.memo[ch] = self._channel(ch)
+        return found
+
+    def _channel(self, ch: Channel) -> ChannelState:
         blocks = self.blocks[ch]
         if not blocks:
             return INACTIVE
@@ -252,7 +272,7 @@ class DndState:
             state.blocks[Channel(d["channel"])].append(block_from_dict(d))
         return state
 
-    def channels(self) -> dict[Channel, ChannelState]:
+    def channels(self) -> Channels:
         return {c: self.channel(c) for c in ALL_CHANNELS}
 
     def permanent_blocks(self, ch: Channel) -> list[Block]:

@@ -58,6 +58,8 @@ class Batch:
         self.new_addresses: list[tuple[str, str, str, str]] = []
         self.index: list[tuple[str, str, str, str, str]] = []
         self.unindex: set[tuple[str, str, str]] = set()  # (location, ref, contact) released
+        #: Contacts whose state is an aggregate's (:mod:`.own`): not kept after the batch.
+        self.borrowed: set[str] = set()
 
     def _fetchall(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self.c is not None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import IntegrityError, Notification
 
 from dnd_ledger.domain.errors import LedgerUnavailable
-from dnd_ledger.projections import upgrade
+from dnd_ledger.projections import own, upgrade
 from dnd_ledger.projections.batch import Batch
 from dnd_ledger.projections.failures import ErrorRecord, Failed
 from dnd_ledger.projections.rows import ContactView
@@ -228,8 +228,14 @@ class Projector:
         return self._cached_at
 
     # -- the writer's own events, in its transaction -----------------------------------
-    def apply_own(self, c: Any, events: Sequence[tuple[int, Any]]) -> Batch | None:
-        """Project events the caller has just inserted, in its open transaction ``c``.
+    def apply_own(
+        self,
+        c: Any,
+        events: Sequence[tuple[int, Any]],
+        aggregates: Mapping[Any, Any] | None = None,
+    ) -> Batch | None:
+        """Project events the caller has just inserted, in its open transaction ``c``,
+        from the ``aggregates`` (by id) that triggered them when given (:mod:`.own`).
 
         Only when every view is at the position just before these events (nothing
         else waits to be projected): then the views commit with the events, and
@@ -247,9 +253,10 @@ class Projector:
         self.follow(start)
         self._set_timeouts(c)
         work = Batch(self.sql, self.contacts, self.addresses, positions, c)
-        work.prefetch({str(e.originator_id) for _, e in events})
-        for position, event in events:
-            work.take(position, event)
+        if aggregates is None or not own.fill(work, events, aggregates):
+            work.prefetch({str(e.originator_id) for _, e in events})
+            for position, event in events:
+                work.take(position, event)
         self._write(c, work, positions, events[-1][0])
         return work
 
@@ -314,6 +321,9 @@ class Projector:
         """The transaction that wrote ``work`` committed (from :meth:`_apply`, or from
         the writer after :meth:`apply_own`): remember its contacts, tell the readers."""
         for cv in work.contacts.values():
+            if cv.aggregate_id in work.borrowed:
+                self.contacts.pop(cv.aggregate_id, None)  # its state is an aggregate's
+                continue
             cv.batch_entries.clear()
             cv.dirty.clear()
             cv.new = False

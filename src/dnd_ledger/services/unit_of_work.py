@@ -156,7 +156,7 @@ def save(ledger: Writer, unit: Unit) -> None:
                 ledger.write_resume_points(c, staged)
                 written = ledger.vault.put_in(c, unit.pii)
                 events = list(zip(ids, staged.events, strict=True))
-                projected = _project_own(ledger.projector, c, events)
+                projected = _project_own(ledger.projector, c, events, staged.processing.aggregates)
         except BaseException:
             ledger.projector.forget()
             raise
@@ -166,14 +166,16 @@ def save(ledger: Writer, unit: Unit) -> None:
     ledger.saved(staged)
 
 
-def _project_own(projector: ViewWriter, c: Any, events: list[tuple[int, Any]]) -> Any:
+def _project_own(
+    projector: ViewWriter, c: Any, events: list[tuple[int, Any]], aggregates: Any
+) -> Any:
     """The views for the batch's events, in its transaction, under a savepoint: if
     they cannot be written now (a view table locked, any failure), the events are
     stored all the same and catch-up applies them (or records why it cannot, and
     queries fail closed meanwhile). An accepted event is never lost to a view."""
     c.execute("SAVEPOINT dnd_views")
     try:
-        projected = projector.apply_own(c, events)
+        projected = projector.apply_own(c, events, aggregates)
     except Exception:
         c.execute("ROLLBACK TO SAVEPOINT dnd_views")
         projector.forget()
