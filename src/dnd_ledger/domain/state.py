@@ -70,18 +70,29 @@ class Effect:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Effect:
+        # Members by dict lookup (an Enum call is several times slower); a value that
+        # is not one goes to the Enum, which raises as before.
         level = d.get("level")
         return cls(
-            op=Op(d["op"]),
-            channels=tuple(Channel(c) for c in d.get("channels", ())),
-            level=DndKind(level) if level is not None else None,
+            op=_OPS.get(d["op"]) or Op(d["op"]),
+            channels=_channels(d.get("channels", ())),
+            level=(_LEVELS.get(level) or DndKind(level)) if level is not None else None,
             code=d.get("code"),
             message=d.get("message"),
             origin=d.get("origin", CONTACT_ORIGIN),
             suppression=bool(d.get("suppression", False)),
             attested=bool(d.get("attested", False)),
-            also=tuple(Channel(c) for c in d.get("also", ())),
+            also=_channels(d.get("also", ())),
         )
+
+
+_OPS: dict[Any, Op] = {m.value: m for m in Op}
+_LEVELS: dict[Any, DndKind] = {m.value: m for m in DndKind}
+_CHANNELS: dict[Any, Channel] = {m.value: m for m in Channel}
+
+
+def _channels(values: Iterable[Any]) -> tuple[Channel, ...]:
+    return tuple(_CHANNELS.get(c) or Channel(c) for c in values)
 
 
 NO_EFFECT = Effect(op=Op.NONE)
