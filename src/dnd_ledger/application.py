@@ -31,6 +31,7 @@ from dnd_ledger.storage.eventstore import EventStore
 from dnd_ledger.storage.persistence import Database, parse_db_url
 from dnd_ledger.storage.pii import KeyMismatch, Keyring, SqlVault
 from dnd_ledger.storage.replay import SqlReplayCache
+from dnd_ledger.storage.sqlite_store import DEFAULT_CACHE_MIB
 
 #: How long (seconds) a query may wait for the views to be shown current before it
 #: fails closed with LedgerUnavailable.
@@ -58,10 +59,11 @@ class DndLedger(EventStore):
         checkpoint_every: int = DEFAULT_EVERY,
         checkpoint_interval: float = DEFAULT_INTERVAL,
         cache_events: int = DEFAULT_BUDGET,
+        sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
         view_deadline: float = VIEW_DEADLINE,
     ) -> None:
         super().__init__(parse_db_url(db) if isinstance(db, str) else db, env=env,
-                         cache_events=cache_events)  # fmt: skip
+                         cache_events=cache_events, sqlite_cache_mib=sqlite_cache_mib)  # fmt: skip
         self.policy = policy
         self.clock = clock
         #: Held by a batch while it loads, mutates and saves.

@@ -13,7 +13,8 @@ built-in policy), ``pii_key`` / ``pii_key_file`` (``DND_LEDGER_PII_KEY``, hex /
 ``<db>.pii-key``, created on first use), ``signing_key_file`` (``DND_LEDGER_SIGNING_KEY``,
 the notary's Ed25519 key file; without it checkpoints are unsigned), ``checkpoint_every``
 / ``checkpoint_interval`` (events, default 1000 / seconds, default 60), ``cache_events``
-(how many events the cached contacts and addresses may hold in memory, default 100,000).
+(how many events the cached contacts and addresses may hold in memory, default 100,000),
+``sqlite_cache_mib`` (database pages each SQLite connection keeps in memory, default 64).
 These come from flags and the environment only, never from the service's file; an empty
 variable counts as unset, and a bad number is reported, as one line, by :meth:`open`.
 
@@ -76,6 +77,7 @@ from dnd_ledger.notary.signed_note import NoteError, SigningKey, load_private_ke
 from dnd_ledger.storage.cache import DEFAULT_BUDGET
 from dnd_ledger.storage.persistence import Database, parse_db_url
 from dnd_ledger.storage.pii import load_or_create_key
+from dnd_ledger.storage.sqlite_store import DEFAULT_CACHE_MIB
 
 DEFAULT_DB = "./dnd-ledger.db"
 Role = Literal["read", "write", "support"]
@@ -84,9 +86,11 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 #: The ledger's fields, by their input names (flags and the environment only, not the file).
 LEDGER_KEYS = frozenset(
     {"db", "policy", "pii_key", "pii_key_file", "DND_LEDGER_SIGNING_KEY"}
-    | {"checkpoint_every", "checkpoint_interval", "cache_events"}
+    | {"checkpoint_every", "checkpoint_interval", "cache_events", "sqlite_cache_mib"}
 )
-_NUMBERS = {"checkpoint_every": 1, "checkpoint_interval": 0, "cache_events": 0}
+_NUMBERS = {
+    "checkpoint_every": 1, "checkpoint_interval": 0, "cache_events": 0, "sqlite_cache_mib": 0,
+}  # fmt: skip
 
 
 class ConfigError(Exception):
@@ -151,6 +155,7 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(DEFAULT_EVERY, ge=1)
     checkpoint_interval: float = Field(DEFAULT_INTERVAL, ge=0, allow_inf_nan=False)
     cache_events: int = Field(DEFAULT_BUDGET, ge=0)
+    sqlite_cache_mib: int = Field(DEFAULT_CACHE_MIB, ge=0)
     _env_problem: str | None = PrivateAttr(default=None)  # reported by open(), as one line
     # -- the service (its TOML file and the environment) ---------------------------------
     public_url: str | None = None
@@ -195,7 +200,9 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
 
-    @field_validator("checkpoint_every", "checkpoint_interval", "cache_events", mode="before")
+    @field_validator(
+        "checkpoint_every", "checkpoint_interval", "cache_events", "sqlite_cache_mib", mode="before"
+    )
     @classmethod
     def _number(cls, value: object, info: ValidationInfo) -> object:
         """A variable's text as Python reads a number (``1_000`` too); below the field's
@@ -278,6 +285,7 @@ class Settings(BaseSettings):
             checkpoint_every=self.checkpoint_every,
             checkpoint_interval=self.checkpoint_interval,
             cache_events=self.cache_events,
+            sqlite_cache_mib=self.sqlite_cache_mib,
         )
 
     def signing_key(self) -> SigningKey | None:

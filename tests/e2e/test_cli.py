@@ -861,6 +861,27 @@ class TestDatabase:
             "Error: DND_LEDGER_CACHE_EVENTS must be a number, at least 0: 'lots'"
         )
 
+    def test_the_sqlite_page_cache_comes_from_the_environment_and_is_checked(
+        self, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def cache_size(ledger: Any) -> int:
+            return int(ledger.sql.fetchall("PRAGMA cache_size", ())[0][0])
+
+        default = Settings.from_env(db=str(tmp_path / "d.db")).open()
+        try:
+            assert cache_size(default) == -64 * 1024  # KiB, as SQLite counts a negative size
+        finally:
+            default.close()
+        monkeypatch.setenv("DND_LEDGER_SQLITE_CACHE_MIB", "8")
+        ledger = Settings.from_env(db=str(tmp_path / "c.db")).open()
+        try:
+            assert cache_size(ledger) == -8 * 1024
+        finally:
+            ledger.close()
+        assert cli.fail("init", env={"DND_LEDGER_SQLITE_CACHE_MIB": "-1"}) == (
+            "Error: DND_LEDGER_SQLITE_CACHE_MIB must be a number, at least 0: '-1'"
+        )
+
 
 # -- policy ----------------------------------------------------------------------
 class TestPolicy:

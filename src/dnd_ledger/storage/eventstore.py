@@ -28,6 +28,7 @@ from dnd_ledger.files import private_file
 from dnd_ledger.storage.cache import DEFAULT_BUDGET, EventBudgetCache
 from dnd_ledger.storage.persistence import Database, Sql
 from dnd_ledger.storage.resume import ResumePoints
+from dnd_ledger.storage.sqlite_store import DEFAULT_CACHE_MIB
 from dnd_ledger.storage.transcoding import LedgerTranscoder
 
 
@@ -80,7 +81,12 @@ class EventStore(Application[UUID]):
     name = "dnd_ledger"
 
     def __init__(
-        self, db: Database, *, env: dict[str, str] | None = None, cache_events: int = DEFAULT_BUDGET
+        self,
+        db: Database,
+        *,
+        env: dict[str, str] | None = None,
+        cache_events: int = DEFAULT_BUDGET,
+        sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
     ) -> None:
         self.db = db
         full_env = eventsourcing_env(db)
@@ -89,6 +95,7 @@ class EventStore(Application[UUID]):
         # Saved aggregates stay cached as they are; another process's newer
         # events surface as a version conflict on save, which evicts and retries.
         full_env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
+        full_env["SQLITE_CACHE_MIB"] = str(sqlite_cache_mib)  # read by sqlite_store
         if db.engine == "postgres":
             full_env["CREATE_TABLE"] = "n"  # created once, under a lock, by create_tables
         full_env.update(env or {})
