@@ -42,7 +42,17 @@ def test_each_new_event_notes_the_channels_before_and_after_it() -> None:
     assert second[0] == first[1]
     assert second[1][EMAIL].status is DndKind.ACTIVE
     assert second[1] == ada.state.channels()
+    assert (first.effect, second.effect) == (STOP, USER_SET)  # decoded once, when applied
     assert ada.change_of(1) is None  # the registration changes no channel: not noted
+
+
+def test_an_event_that_is_no_dnd_event_notes_no_effect() -> None:
+    ada = _contact()
+    ada.add_addresses(["phone-2"], [], T0, Source.USER, None, None, "p1", timestamp=T0)
+    added = ada.change_of(2)
+    assert added is not None
+    assert added.effect is None
+    assert added.before == added.after == dict(ALL_INACTIVE)
 
 
 def test_a_late_event_notes_the_refolded_channels() -> None:

@@ -10,25 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.domain import Aggregate
 
-from dnd_ledger.domain.errors import (
-    AttestationRequired,
-    IdempotencyKeyReused,
-    InvalidInput,
-    PermanentDnd,
-)
-from dnd_ledger.domain.keys import CONTENT_MARK, REQUEST_PREFIX, contact_uuid
-from dnd_ledger.domain.state import (
-    Channels,
-    DndState,
-    Effect,
-    Entry,
-    describe,
-    fold,
-)
+from dnd_ledger.domain import rulings
+from dnd_ledger.domain.errors import InvalidInput
+from dnd_ledger.domain.keys import contact_uuid, is_held, request_id
+from dnd_ledger.domain.state import Channels, DndState, Effect, Entry, fold
 from dnd_ledger.domain.values import Channel, Source
 
 
@@ -181,8 +170,10 @@ class Contact(Aggregate):
         self.requests: dict[str, str] = {}
         self.state = DndState()
         self._last_occurred: datetime | None = None
-        #: What each event not yet stored changed: version -> channels before, after.
-        self._changes: dict[int, tuple[Channels, Channels]] = {}
+        #: What each event not yet stored changed (version -> :class:`Change`).
+        self._changes: dict[int, Change] = {}
+        #: The effect of the DND event being applied, for its note (None: not one).
+        self._applied: Effect | None = None
         self._add_addresses(phones, emails)
         if idempotency_key:
             self._keep_key(idempotency_key)
@@ -279,12 +270,14 @@ class Contact(Aggregate):
         if not self._pending_events:
             self._changes = {}
         before = self.state.channels()
+        self._applied = None
         super().trigger_event(event_class, **kwargs)
-        self._changes[self.version] = (before, self.state.channels())
+        self._changes[self.version] = Change(before, self.state.channels(), self._applied)
+        self._applied = None
 
-    def change_of(self, version: int) -> tuple[Channels, Channels] | None:
-        """The channels before and after this contact's event ``version``, if it is one
-        of the events triggered since the last were stored (None otherwise)."""
+    def change_of(self, version: int) -> Change | None:
+        """What this contact's event ``version`` changed, if it is one of the events
+        triggered since the last were stored (None otherwise)."""
         return self._changes.get(version)
 
     @property
@@ -297,44 +290,13 @@ class Contact(Aggregate):
         self, channels: tuple[Channel, ...], occurred_at: datetime, suppression_removed: bool
     ) -> None:
         """Refuse a user's clear of permanent DND, or of an unattested suppression."""
-        state = self.state_at(occurred_at)
-        for ch in channels:
-            permanent = state.permanent_blocks(ch)
-            if permanent:
-                raise PermanentDnd(
-                    f"{ch.value} has permanent DND ({describe(permanent[0])}); it cannot be "
-                    "cleared from the contact record: only an inbound START from that address "
-                    "on that channel, or a support-approved opt-in with the contact's "
-                    "opt-in evidence, lifts it"
-                )
-            suppressed = state.suppression_blocks(ch)
-            if suppressed and not suppression_removed:
-                raise AttestationRequired(
-                    f"{ch.value} DND was caused by {describe(suppressed[0])}: remove the address "
-                    "from the provider's suppression list and re-validate it, then clear "
-                    "with the suppression-removed attestation (--suppression-removed)"
-                )
+        rulings.check_can_clear(self.state_at(occurred_at), channels, suppression_removed)
 
     # -- queries ----------------------------------------------------------------
     def has_key(self, key: str | None) -> bool:
-        """Whether ``key`` is recorded. A request key (see :func:`content_key`) whose
-        request id is recorded with other content is refused: a request id names one
-        request, and reusing it for another must not read as a harmless duplicate."""
-        if key is None:
-            return False
-        if key in self.keys:
-            return True
-        base, mark, _ = key.rpartition(CONTENT_MARK)
-        held = self.requests.get(base) if mark else None
-        if held is None:
-            return False
-        if held == base:
-            return True  # recorded before keys covered content: the id alone decides
-        raise IdempotencyKeyReused(
-            f"request id {base.removeprefix(REQUEST_PREFIX)!r} was already used for a different "
-            f"request on contact {self.contact_id!r}; nothing was recorded: give each request "
-            "its own id"
-        )
+        """Whether ``key`` is recorded (a reused request id raises, see
+        :func:`~dnd_ledger.domain.keys.is_held`)."""
+        return key is not None and is_held(key, self.keys, self.requests, self.contact_id)
 
     def state_at(self, as_of: datetime | None = None, known_at: datetime | None = None) -> DndState:
         if known_at is None and (
@@ -367,8 +329,9 @@ class Contact(Aggregate):
     # -- mutators (applied from events, also on replay) -------------------------
     def _keep_key(self, key: str) -> None:
         self.keys.add(key)
-        if key.startswith(REQUEST_PREFIX):
-            self.requests[key.rpartition(CONTENT_MARK)[0] or key] = key
+        request = request_id(key)
+        if request is not None:
+            self.requests[request] = key
 
     def _add_addresses(self, phones: list[str], emails: list[str]) -> None:
         self.phones.extend(p for p in phones if p not in self.phones)
@@ -387,6 +350,7 @@ class Contact(Aggregate):
             entries.append(entry)
         if event.idempotency_key:
             self._keep_key(event.idempotency_key)
+        self._applied = entry.effect
         if in_order:
             self._last_occurred = entry.occurred_at
             self.state.apply(entry)
@@ -394,6 +358,15 @@ class Contact(Aggregate):
             # Arrived out of order: refold so each effect applies in effective time.
             assert entries is not None
             self.state = fold(entries)
+
+
+class Change(NamedTuple):
+    """What one event did to a contact: the channels before and after it, and its effect
+    (None for an event that is not a DND event)."""
+
+    before: Channels
+    after: Channels
+    effect: Effect | None
 
 
 class HistoryNotLoaded(RuntimeError):
@@ -418,4 +391,4 @@ EVENT_CLASSES: dict[str, type[Contact.DndEvent]] = {
     if isinstance(cls, type) and issubclass(cls, Contact.DndEvent) and cls is not Contact.DndEvent
 }
 
-__all__ = ["EVENT_CLASSES", "Contact", "HistoryNotLoaded"]
+__all__ = ["EVENT_CLASSES", "Change", "Contact", "HistoryNotLoaded"]

@@ -31,7 +31,7 @@ VERSION = 1
 _BASE = ("_id", "_version", "_pending_events", "_created_on", "_modified_on")
 CONTACT_FIELDS = frozenset({
     *_BASE, "location_id", "contact_id", "registered_at", "phones", "emails", "entries",
-    "keys", "requests", "state", "_last_occurred", "_changes",
+    "keys", "requests", "state", "_last_occurred", "_changes", "_applied",
 })  # fmt: skip
 ADDRESS_FIELDS = frozenset({
     *_BASE, "location_id", "kind", "ref", "claimants", "keys", "signals",
@@ -90,6 +90,7 @@ def restore(aggregate_id: UUID, version: int, m: dict[str, Any]) -> Contact | Ad
                 datetime.fromisoformat(m["last_occurred"]) if m["last_occurred"] else None
             ),
             _changes={},  # only for events not yet stored: a memento has none
+            _applied=None,
         )
     elif m["type"] == "address":
         agg = object.__new__(Address)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dnd_ledger.domain.errors import AttestationRequired, PermanentDnd
 from dnd_ledger.domain.inputs import drop_none
-from dnd_ledger.domain.state import NO_EFFECT, Effect, Op
+from dnd_ledger.domain.state import NO_EFFECT, DndState, Effect, Op, describe
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind
 
 #: A policy's effect level (temporary, permanent) as the DND kind it sets.
@@ -52,6 +53,29 @@ def dnd_cleared_by_user(
     )  # fmt: skip
     detail = drop_none(reason=reason, suppression_removed=suppression_removed or None)
     return Ruling("DndClearedByUser", effect, detail)
+
+
+def check_can_clear(
+    state: DndState, channels: tuple[Channel, ...], suppression_removed: bool
+) -> None:
+    """Refuse a user's clear of permanent DND, or of an unattested suppression, given the
+    contact's state at the clear's time."""
+    for ch in channels:
+        permanent = state.permanent_blocks(ch)
+        if permanent:
+            raise PermanentDnd(
+                f"{ch.value} has permanent DND ({describe(permanent[0])}); it cannot be "
+                "cleared from the contact record: only an inbound START from that address "
+                "on that channel, or a support-approved opt-in with the contact's "
+                "opt-in evidence, lifts it"
+            )
+        suppressed = state.suppression_blocks(ch)
+        if suppressed and not suppression_removed:
+            raise AttestationRequired(
+                f"{ch.value} DND was caused by {describe(suppressed[0])}: remove the address "
+                "from the provider's suppression list and re-validate it, then clear "
+                "with the suppression-removed attestation (--suppression-removed)"
+            )
 
 
 def support_opt_in(

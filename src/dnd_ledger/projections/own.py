@@ -20,13 +20,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dnd_ledger.domain.address import Address
-from dnd_ledger.domain.contact import Contact
-from dnd_ledger.domain.state import ALL_INACTIVE, Effect, overall
+from dnd_ledger.domain.contact import Change, Contact
+from dnd_ledger.domain.state import ALL_INACTIVE, Channels, overall
 from dnd_ledger.domain.values import ALL_CHANNELS
 from dnd_ledger.projections.batch import Batch
 from dnd_ledger.projections.rows import NAME, ContactView, changed, contact_audit_row, stats_keys
 
-Change = tuple[Mapping[Any, Any], Mapping[Any, Any]]
+_REGISTERED = Change(dict(ALL_INACTIVE), dict(ALL_INACTIVE), None)
 
 
 def fill(work: Batch, events: Sequence[tuple[int, Any]], aggregates: Mapping[Any, Any]) -> bool:
@@ -38,7 +38,7 @@ def fill(work: Batch, events: Sequence[tuple[int, Any]], aggregates: Mapping[Any
         agg = aggregates.get(e.originator_id)
         if isinstance(e, Contact.Event) and isinstance(agg, Contact):
             if isinstance(e, Contact.Registered):
-                changes.append((ALL_INACTIVE, ALL_INACTIVE))
+                changes.append(_REGISTERED)
                 continue
             noted = agg.change_of(e.originator_version)
             if noted is None:
@@ -59,7 +59,7 @@ def fill(work: Batch, events: Sequence[tuple[int, Any]], aggregates: Mapping[Any
 
 
 def _contact(work: Batch, position: int, e: Any, agg: Contact, change: Change) -> None:
-    before, after = change
+    before, after, effect = change
     aid = str(e.originator_id)
     cv = work.contacts.get(aid)
     if cv is None:
@@ -76,14 +76,13 @@ def _contact(work: Batch, position: int, e: Any, agg: Contact, change: Change) -
     cv.last_occurred = agg.last_occurred
     cv.channels = dict(after)
     cv.overall = overall(cv.channels)
-    effect = Effect.from_dict(e.effect) if isinstance(e, Contact.DndEvent) else None
     before_s, after_s = changed(_names(before), _names(after), effect.touched if effect else ())
     work.audit.append(
         contact_audit_row(position, e, agg.location_id, agg.contact_id, effect, before_s, after_s)
     )
 
 
-def _names(channels: Mapping[Any, Any]) -> dict[str, str]:
+def _names(channels: Channels) -> dict[str, str]:
     return {NAME[c]: NAME[channels[c].status] for c in ALL_CHANNELS}
 
 

@@ -232,10 +232,11 @@ class Projector:
         self,
         c: Any,
         events: Sequence[tuple[int, Any]],
-        aggregates: Mapping[Any, Any] | None = None,
+        aggregates: Mapping[Any, Any],
     ) -> Batch | None:
         """Project events the caller has just inserted, in its open transaction ``c``,
-        from the ``aggregates`` (by id) that triggered them when given (:mod:`.own`).
+        from the ``aggregates`` (by id) that triggered them (:mod:`.own`; the events
+        are folded as catch-up folds them when an aggregate's notes are missing).
 
         Only when every view is at the position just before these events (nothing
         else waits to be projected): then the views commit with the events, and
@@ -253,7 +254,7 @@ class Projector:
         self.follow(start)
         self._set_timeouts(c)
         work = Batch(self.sql, self.contacts, self.addresses, positions, c)
-        if aggregates is None or not own.fill(work, events, aggregates):
+        if not own.fill(work, events, aggregates):
             work.prefetch({str(e.originator_id) for _, e in events})
             for position, event in events:
                 work.take(position, event)
