@@ -61,6 +61,23 @@ class TestReadYourWritesAcrossProcesses:
         assert not reader.can_send("loc-1", "ada", SMS).allowed
         assert min(reader.projector.positions().values()) == reader.projector.head()
 
+    def test_a_first_read_of_a_contact_applies_events_stored_without_views(
+        self, two_ledgers: tuple[DndLedger, DndLedger], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The reader holds no row of the contact: on a SQLite file the row is read in
+        the statement that checks whether anyone committed, and someone did."""
+        writer, reader = two_ledgers
+        writer.execute(c.RegisterContact("loc-1", "ada", (P,)))
+        writer.execute(c.RegisterContact("loc-1", "bob", ("+14155550101",)))
+        assert reader.can_send("loc-1", "bob", SMS).allowed  # a passed check, on another row
+        monkeypatch.setattr(writer.projector, "apply_own", _refuse)
+        writer.execute(c.ReceiveInbound("loc-1", SMS, P, "STOP", "SM1"))
+        reader.views.clear()
+        assert not reader.can_send("loc-1", "ada", SMS).allowed
+        assert min(reader.projector.positions().values()) == reader.projector.head()
+        assert reader.can_send("loc-1", "bob", SMS).allowed
+        assert not reader.can_send("loc-1", "ada", SMS).allowed  # now from the probe
+
 
 def _refuse(*_args: Any) -> None:
     raise RuntimeError("view table locked")

@@ -127,6 +127,17 @@ class ViewFreshness:
     def ensure(self) -> None:
         self.gate.ensure()
 
+    def confirms(self, data_version: int) -> bool:
+        """Whether a read on this thread's connection that saw ``data_version`` (SQLite's
+        ``PRAGMA data_version``, read in the same statement) is as current as a check
+        would make it: the thread's last passed check saw the same version, so nobody
+        has committed since, and this process's caches are where they were then."""
+        passed = getattr(self._local, "passed", None)
+        return passed is not None and passed == self._state(data_version)
+
+    def _state(self, data_version: int) -> tuple[int, int | None, int]:
+        return data_version, self.projector.cached_at, self.views.generation
+
     def _head_statement(self, events_table: str) -> str:
         """One statement: the log's head and each view's tracking position."""
         p = self.projector
@@ -144,7 +155,7 @@ class ViewFreshness:
     def _check(self) -> None:
         version = self.views.data_version()
         passed = getattr(self._local, "passed", None)
-        if version is not None and passed == (version, self.projector.cached_at):
+        if version is not None and passed == self._state(version):
             self.keep_notary_up()  # nobody committed since this thread's last check
             return
         rows = self.views.read(self._statement)
@@ -153,7 +164,7 @@ class ViewFreshness:
         if low < head or self.projector.cached_at != low:
             self._catch_up(head - low)
         if version is not None:
-            self._local.passed = (version, self.projector.cached_at)
+            self._local.passed = self._state(version)
         self.keep_notary_up()
 
     def _catch_up(self, lag: int) -> None:

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.domain.state import ChannelState, Entry, overall
@@ -30,6 +30,16 @@ AUDIT_FIELDS = (
 #: Stored text -> enum member, by dict lookup (an Enum call costs ten times as much).
 _OVERALL = {o.value: o for o in Overall}
 _KEY = " WHERE location_id = ? AND contact_id = ?"
+
+Found = tuple[ChannelState, Overall]
+
+
+class Freshness(Protocol):
+    """The views' freshness check (:class:`~dnd_ledger.projections.freshness.ViewFreshness`)."""
+
+    def ensure(self) -> None: ...
+
+    def confirms(self, data_version: int) -> bool: ...
 
 
 def _reason(effect: dict[str, Any]) -> str | None:
@@ -71,6 +81,9 @@ class ViewReader:
         #: PostgreSQL: one bounded pool of autocommit connections for every thread.
         self._pg = PgReads(postgres, READ_TIMEOUT_MS) if postgres is not None else None
         self._local = threading.local()
+        #: Moves when the connections are closed: a data version read on an earlier
+        #: connection says nothing of a later one's (see ViewFreshness).
+        self.generation = 0
         self._opened: list[Any] = []  # every thread's connection, closed by close()
         self._opened_lock = threading.Lock()
         self._status: dict[ContactKey, dict[Channel, ChannelState]] = {}
@@ -87,6 +100,14 @@ class ViewReader:
             for ch, (st, cause) in COLUMNS.items()
         }
         self._all = sql.q(f"SELECT {CHANNEL_COLUMNS} FROM dnd_status_contacts{_KEY}")
+        # SQLite: the same columns and the connection's data version, in one statement
+        # (one read transaction); one row even when the contact has none (overall NULL).
+        self._probe = {
+            ch: f"SELECT s.{st}, s.{cause}, s.overall, d.data_version"
+            " FROM pragma_data_version AS d LEFT JOIN dnd_status_contacts AS s"
+            " ON s.location_id = ? AND s.contact_id = ?"
+            for ch, (st, cause) in COLUMNS.items()
+        }
 
     def _read(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if self._pg is not None:
@@ -142,6 +163,7 @@ class ViewReader:
             with contextlib.suppress(Exception):
                 conn.close()
         self._local = threading.local()
+        self.generation += 1
         if self._pg is not None:
             self._pg.close()
 
@@ -163,22 +185,49 @@ class ViewReader:
         self._one_cache.clear()
 
     # -- current status --------------------------------------------------------------
-    def channel(
-        self, location_id: str, contact_id: str, channel: Channel
-    ) -> tuple[ChannelState, Overall] | None:
-        """One channel's state and the contact's overall status: the decision's inputs."""
-        key = (location_id, contact_id)
-        channels = self._status.get(key)
-        if channels is not None:
-            return channels[channel], self._overall[key]
-        one = self._one_cache.get((location_id, contact_id, channel))
-        if one is not None:
-            return one
+    def channel(self, location_id: str, contact_id: str, channel: Channel) -> Found | None:
+        """One channel's state and the contact's overall status: the decision's inputs.
+        The caller has made sure the views are current (see :meth:`current_channel`)."""
+        cached = self._cached_one(location_id, contact_id, channel)
+        if cached is not None:
+            return cached
         epoch = self._epoch
         rows = self._read(self._one[channel], (location_id, contact_id))
         if not rows:
             return None
-        row = rows[0]
+        return self._keep_one(location_id, contact_id, channel, rows[0], epoch)
+
+    def current_channel(
+        self, location_id: str, contact_id: str, channel: Channel, freshness: Freshness
+    ) -> Found | None:
+        """:meth:`channel` once ``freshness`` holds. On a SQLite file a row this reader
+        does not hold is read in the statement that reads the connection's data version
+        (this thread's read-only connection, the one its checks read it on): if nobody
+        committed since the thread's last passed check, the row is current and that one
+        statement was the check; otherwise the full check runs first."""
+        cursor: sqlite3.Cursor | None = getattr(self._local, "cursor", None)
+        if cursor is not None and self._cached_one(location_id, contact_id, channel) is None:
+            epoch = self._epoch
+            try:
+                row = cursor.execute(self._probe[channel], (location_id, contact_id)).fetchone()
+            except sqlite3.OperationalError as e:
+                raise LedgerUnavailable(f"the views cannot be read: {e}") from None
+            if freshness.confirms(int(row[3])):
+                if row[2] is None:
+                    return None
+                return self._keep_one(location_id, contact_id, channel, row, epoch)
+        freshness.ensure()
+        return self.channel(location_id, contact_id, channel)
+
+    def _cached_one(self, location_id: str, contact_id: str, channel: Channel) -> Found | None:
+        channels = self._status.get((location_id, contact_id))
+        if channels is not None:
+            return channels[channel], self._overall[(location_id, contact_id)]
+        return self._one_cache.get((location_id, contact_id, channel))
+
+    def _keep_one(
+        self, location_id: str, contact_id: str, channel: Channel, row: Any, epoch: int
+    ) -> Found:
         found = (state(row[0], row[1]), _OVERALL[row[2]])
         if len(self._one_cache) >= STATUS_CACHE:
             self._one_cache.clear()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from dnd_ledger.domain.address import Address
     from dnd_ledger.domain.contact import Contact
     from dnd_ledger.domain.policy import Policy
-    from dnd_ledger.projections.queries import ViewReader
+    from dnd_ledger.projections.queries import Freshness, ViewReader
     from dnd_ledger.storage.eventstore import Staged
     from dnd_ledger.storage.persistence import Sql
     from dnd_ledger.storage.pii import Keyring, SqlVault
@@ -57,6 +57,10 @@ class Ledger(Store, Protocol):
     def vault(self) -> SqlVault: ...
     @property
     def views(self) -> ViewReader: ...
+    @property
+    def freshness(self) -> Freshness:
+        """The views' freshness check (:meth:`ensure_current` runs it)."""
+
     @property
     def events(self) -> EventReader: ...
     @property

@@ -112,9 +112,10 @@ def can_send(
     (a batch of decisions shares one check); never pass it otherwise.
     """
     if as_of is None and known_at is None:
-        if not checked:
-            ledger.ensure_current()
-        found = ledger.views.channel(location_id, contact_id, channel)
+        if checked:
+            found = ledger.views.channel(location_id, contact_id, channel)
+        else:
+            found = ledger.views.current_channel(location_id, contact_id, channel, ledger.freshness)
         if found is not None:
             return decide_channel(found[0], found[1], channel, direction, mode)
         check_id("location_id", location_id)
