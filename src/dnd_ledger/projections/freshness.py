@@ -127,13 +127,22 @@ class ViewFreshness:
     def ensure(self) -> None:
         self.gate.ensure()
 
-    def confirms(self, data_version: int) -> bool:
-        """Whether a read on this thread's connection that saw ``data_version`` (SQLite's
-        ``PRAGMA data_version``, read in the same statement) is as current as a check
-        would make it: the thread's last passed check saw the same version, so nobody
-        has committed since, and this process's caches are where they were then."""
+    @property
+    def probe(self) -> tuple[str, str]:
+        """What a read on a SQLite file joins to learn, in its own statement, what a
+        check would (see :meth:`confirms`): the FROM item and the select-list of the
+        connection's ``PRAGMA data_version``."""
+        return "pragma_data_version AS d", "d.data_version"
+
+    def confirms(self, values: tuple[Any, ...]) -> bool:
+        """Whether a read on this thread's read-only SQLite connection whose statement
+        saw ``values`` (the :attr:`probe`'s columns) is as current as a check would make
+        it: the thread's last passed check saw the same data version on the same
+        connection, so nobody has committed since, and this process's caches are where
+        they were then. (PostgreSQL has no such probe: a read that waits on a locked
+        view table would wait out the statement timeout, not fail within the deadline.)"""
         passed = getattr(self._local, "passed", None)
-        return passed is not None and passed == self._state(data_version)
+        return passed is not None and passed == self._state(int(values[0]))
 
     def _state(self, data_version: int) -> tuple[int, int | None, int]:
         return data_version, self.projector.cached_at, self.views.generation

@@ -37,9 +37,12 @@ Found = tuple[ChannelState, Overall]
 class Freshness(Protocol):
     """The views' freshness check (:class:`~dnd_ledger.projections.freshness.ViewFreshness`)."""
 
+    @property
+    def probe(self) -> tuple[str, str]: ...
+
     def ensure(self) -> None: ...
 
-    def confirms(self, data_version: int) -> bool: ...
+    def confirms(self, values: tuple[Any, ...]) -> bool: ...
 
 
 def _reason(effect: dict[str, Any]) -> str | None:
@@ -100,14 +103,9 @@ class ViewReader:
             for ch, (st, cause) in COLUMNS.items()
         }
         self._all = sql.q(f"SELECT {CHANNEL_COLUMNS} FROM dnd_status_contacts{_KEY}")
-        # SQLite: the same columns and the connection's data version, in one statement
-        # (one read transaction); one row even when the contact has none (overall NULL).
-        self._probe = {
-            ch: f"SELECT s.{st}, s.{cause}, s.overall, d.data_version"
-            " FROM pragma_data_version AS d LEFT JOIN dnd_status_contacts AS s"
-            " ON s.location_id = ? AND s.contact_id = ?"
-            for ch, (st, cause) in COLUMNS.items()
-        }
+        #: The same columns and what a freshness check reads, in one statement (see
+        #: :meth:`current_channel`), made on first use.
+        self._probes: dict[Channel, str] = {}
 
     def _read(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if self._pg is not None:
@@ -200,24 +198,44 @@ class ViewReader:
     def current_channel(
         self, location_id: str, contact_id: str, channel: Channel, freshness: Freshness
     ) -> Found | None:
-        """:meth:`channel` once ``freshness`` holds. On a SQLite file a row this reader
-        does not hold is read in the statement that reads the connection's data version
-        (this thread's read-only connection, the one its checks read it on): if nobody
-        committed since the thread's last passed check, the row is current and that one
-        statement was the check; otherwise the full check runs first."""
-        cursor: sqlite3.Cursor | None = getattr(self._local, "cursor", None)
-        if cursor is not None and self._cached_one(location_id, contact_id, channel) is None:
+        """:meth:`channel` once ``freshness`` holds. On a SQLite file, a row this reader
+        does not hold is read in the statement that reads what a freshness check reads,
+        on this thread's read-only connection (the one its checks run on): when that
+        shows nobody committed since the thread's last passed check, the row is current
+        and the statement was the check; otherwise the full check runs first and the
+        row is read again."""
+        if self._cached_one(location_id, contact_id, channel) is None:
             epoch = self._epoch
-            try:
-                row = cursor.execute(self._probe[channel], (location_id, contact_id)).fetchone()
-            except sqlite3.OperationalError as e:
-                raise LedgerUnavailable(f"the views cannot be read: {e}") from None
-            if freshness.confirms(int(row[3])):
+            row = self._probe_row(location_id, contact_id, channel, freshness)
+            if row is not None and freshness.confirms(tuple(row[3:])):
                 if row[2] is None:
                     return None
                 return self._keep_one(location_id, contact_id, channel, row, epoch)
         freshness.ensure()
         return self.channel(location_id, contact_id, channel)
+
+    def _probe_row(
+        self, location_id: str, contact_id: str, channel: Channel, freshness: Freshness
+    ) -> tuple[Any, ...] | None:
+        """The probe's one row (status columns NULL when the contact has none), or None
+        where there is none (PostgreSQL, the in-memory backend, a thread not yet
+        connected)."""
+        cursor: sqlite3.Cursor | None = getattr(self._local, "cursor", None)
+        if cursor is None or self._pg is not None:
+            return None
+        statement = self._probes.get(channel)
+        if statement is None:
+            source, columns = freshness.probe
+            st, cause = COLUMNS[channel]
+            statement = self._probes[channel] = (
+                f"SELECT s.{st}, s.{cause}, s.overall, {columns} FROM {source}"
+                " LEFT JOIN dnd_status_contacts AS s ON s.location_id = ? AND s.contact_id = ?"
+            )
+        try:
+            row: tuple[Any, ...] = cursor.execute(statement, (location_id, contact_id)).fetchone()
+        except sqlite3.OperationalError as e:
+            raise LedgerUnavailable(f"the views cannot be read: {e}") from None
+        return row
 
     def _cached_one(self, location_id: str, contact_id: str, channel: Channel) -> Found | None:
         channels = self._status.get((location_id, contact_id))
