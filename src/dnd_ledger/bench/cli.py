@@ -148,6 +148,11 @@ def main(
         click.echo(
             f"load average (1/5/15 min) at start {meta['loadavg_start']}, at end {meta['loadavg_end']}"
         )
+    if "gc_thresholds" in meta:
+        click.echo(
+            f"collector: thresholds {tuple(meta['gc_thresholds'])}, {meta['gc_frozen']} objects"
+            " frozen at start (runtime.tune_gc, as the CLI and the service run)"
+        )
     src = meta.get("source")
     if src:
         changed = f", {len(src['changed'])} source files changed since" if src["changed"] else ""

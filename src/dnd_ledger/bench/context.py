@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import cProfile
+import gc
 import random
 import shutil
 import sqlite3
@@ -164,6 +165,10 @@ class Context:
         self.raw_events = RawEvents(self.base)
         recorder: Any = self.ledger.recorder
         self.stored = StoredRows(self.raw, str(recorder.events_table_name))
+        # The process's collector (``python -m dnd_ledger.bench`` tunes it as the CLI and
+        # the service do: runtime.tune_gc); one process, so both sides of every ratio.
+        self.meta["gc_thresholds"] = list(gc.get_threshold())
+        self.meta["gc_frozen"] = gc.get_freeze_count()
 
     def _pg_databases(self) -> tuple[str, str]:
         """Two databases for the run (the ledger and baselines; the pipeline baseline,

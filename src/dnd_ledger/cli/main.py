@@ -33,6 +33,7 @@ from dnd_ledger.cli import (
     witness,
 )
 from dnd_ledger.cli.common import Ctx, ledger_errors, pass_ctx
+from dnd_ledger.runtime import tune_gc
 from dnd_ledger.settings import Settings
 
 
@@ -157,4 +158,6 @@ for command in COMMANDS:
 
 
 def main() -> None:
+    """The ``dnd-ledger`` program (a process of its own: its collector is tuned)."""
+    tune_gc()
     cli(prog_name="dnd-ledger")

@@ -37,6 +37,7 @@ from dnd_ledger.domain.errors import (
     UnknownContact,
     UnknownReviewItem,
 )
+from dnd_ledger.runtime import tune_gc
 from dnd_ledger.settings import ConfigError, Settings, load_config
 from dnd_ledger.web import (
     api,
@@ -297,6 +298,7 @@ def _stuck(ledger: DndLedger) -> dict[str, Any]:
 
 def create_app_from_env() -> FastAPI:
     """The uvicorn factory for worker processes: everything comes from the environment."""
+    tune_gc()
     dev = os.environ.get(DEV_ENV, "") == "1"
     config = load_config(os.environ.get(CONFIG_ENV) or None)
     ledger = config.open(create=False)  # serve checked it exists
