@@ -256,7 +256,9 @@ def test_decisions_the_ledger_could_not_make_are_counted_as_unavailable(
         def stale() -> None:
             raise LedgerUnavailable("the views are behind the log", lag=3)
 
-        monkeypatch.setattr(web_ledger, "ensure_current", stale)
+        # Views that cannot be shown current: no read confirms them, and the check fails.
+        monkeypatch.setattr(web_ledger.freshness, "confirms", lambda _values: False)
+        monkeypatch.setattr(web_ledger.freshness, "ensure", stale)
         ask = f"/v1/locations/{L}/contacts/ada/can-send?channel=sms"
         assert c.get(ask, headers=bearer(READ)).status_code == 503
         batch = {"items": [{"location_id": L, "contact_id": "ada", "channel": "sms"}]}
