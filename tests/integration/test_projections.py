@@ -24,8 +24,7 @@ import sqlite3
 import tempfile
 import threading
 from collections import Counter
-from dataclasses import astuple
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
