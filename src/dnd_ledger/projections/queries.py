@@ -281,7 +281,8 @@ class ViewReader:
     def entries(
         self, location_id: str, contact_id: str, as_of: datetime | None, known_at: datetime | None
     ) -> list[Entry]:
-        """The contact's effects from the audit view, filtered on both timelines."""
+        """The contact's effects from the audit trail (its DND events), filtered on both
+        timelines."""
         key = (location_id, contact_id)
         every = self._history.get(key)
         if every is None:
