@@ -20,7 +20,7 @@ from tests.conftest import SHARED_DATABASES, TEST_KEY, Clock
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.values import AddressKind, Channel
-from dnd_ledger.projections.audit_trail import RECORD_FIELDS
+from dnd_ledger.projections.audit_trail import RECORD_FIELDS, AuditTrail
 from dnd_ledger.projections.contact_views import find_address
 from dnd_ledger.projections.rows import event_fields
 from dnd_ledger.projections.schema import VIEWS
@@ -270,3 +270,30 @@ def test_on_sqlite_the_position_is_the_audit_tables_rowid(db_url: str, clock: Cl
         assert "position INTEGER PRIMARY KEY" in ddl
     finally:
         ledger.close()
+
+
+def test_a_history_read_again_decodes_only_the_events_stored_since(
+    ledger: DndLedger, clock: Clock
+) -> None:
+    record_some(ledger, clock)
+    trail_ = ledger.views.trail
+    decoded: list[int] = []
+    decode = trail_.decode
+
+    def counting(*stored: Any) -> Any:
+        decoded.append(stored[1])
+        return decode(*stored)
+
+    trail_.decode = counting
+    first = trail_.entries(L, "ada")
+    assert len(decoded) == len(first) == 3  # the STOP, the SetDnd, the support opt-in
+    clock.advance(minutes=1)
+    ledger.execute(c.ClearDnd(L, "ada", (EMAIL,), "agent-7"))
+    ledger.ensure_current()
+    decoded.clear()
+    again = trail_.entries(L, "ada")
+    assert again[:3] == first
+    assert [e.event for e in again[3:]] == ["DndClearedByUser"]
+    assert len(decoded) == 1
+    # The same entries a trail without a cache reads.
+    assert AuditTrail.of(ledger).entries(L, "ada") == again

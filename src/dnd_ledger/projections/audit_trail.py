@@ -47,6 +47,9 @@ RECORD_FIELDS = (
 #: The names of the events that may change DND (the fold's input).
 DND_EVENTS = tuple(sorted(EVENT_CLASSES))
 BY_POSITION = " ORDER BY a.position"
+#: Fold entries kept decoded, by (position, aggregate id, version): a stored event
+#: never changes, so a contact's history read again decodes only its new events.
+ENTRY_CACHE = 20_000
 
 
 class AuditRecord:
@@ -115,6 +118,7 @@ class AuditTrail:
         self.decode = decode
         table, column = events
         self._from = f"dnd_audit a JOIN {table} e ON e.{column} = a.position"
+        self._entries: dict[tuple[int, str, int], Entry] = {}
 
     @classmethod
     def of(cls, app: EventLog) -> AuditTrail:
@@ -164,7 +168,17 @@ class AuditTrail:
             (location_id, contact_id, *DND_EVENTS),
             fetch=fetch,
         )
-        return [entry_of(r.domain_event) for r in found]
+        cache, out = self._entries, []
+        for r in found:
+            key = (r.position, r.aggregate_id, r.version)
+            entry = cache.get(key)
+            if entry is None:
+                entry = entry_of(r.domain_event)
+                if len(cache) >= ENTRY_CACHE:
+                    cache.clear()
+                cache[key] = entry
+            out.append(entry)
+        return out
 
 
 __all__ = ["DND_EVENTS", "RECORD_FIELDS", "AuditRecord", "AuditTrail", "Fetch"]
