@@ -76,6 +76,7 @@ class DndLedger(EventStore):
         )
         self.views = ViewReader(
             self.sql,
+            self.projector.trail,
             sqlite_path=self.db.path if self.db.engine == "sqlite" else None,
             postgres=self.db if self.db.engine == "postgres" else None,
         )

@@ -24,7 +24,7 @@ import sqlite3
 import tempfile
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -74,15 +74,17 @@ VIEW_ROWS = {
     "address_index": "SELECT location_id, ref, contact_id, kind, since FROM dnd_address_index"
     " ORDER BY 1, 2, 3",
     "audit": "SELECT position, aggregate_id, version, location_id, contact_id, address_ref,"
-    " occurred_at, recorded_at, event, source, actor, channels, effect, effect_data, before,"
-    " after, idempotency_key, policy_version, evidence, detail FROM dnd_audit ORDER BY position",
+    " event, before, after FROM dnd_audit ORDER BY position",
     "stats": "SELECT location_id, dimension, value, count FROM dnd_stats WHERE count <> 0"
     " ORDER BY 1, 2, 3",
 }
 
 
 def view_rows(ledger: DndLedger) -> dict[str, list[tuple[Any, ...]]]:
-    return {name: ledger.sql.fetchall(q) for name, q in VIEW_ROWS.items()}
+    rows = {name: ledger.sql.fetchall(q) for name, q in VIEW_ROWS.items()}
+    # And what the audit trail shows of each row's event, read from the log.
+    rows["trail"] = [(r.position, astuple(r.fields)) for r in ledger.views.trail.read()]
+    return rows
 
 
 def visible(s: ChannelState) -> tuple[Any, ...]:
@@ -152,7 +154,7 @@ def check_views_consistent(ledger: DndLedger, now: datetime) -> None:
                 past = ledger.status(location_id, contact_id, as_of=as_of, known_at=known_at)
                 folded = fold(replayed.entries, as_of=as_of, known_at=known_at).channels()
                 assert visible_all(past.channels) == visible_all(folded), (as_of, known_at)
-    registered = [r for r in incremental["audit"] if r[8] == "Registered"]
+    registered = [r for r in incremental["audit"] if r[6] == "Registered"]
     assert len(registered) == len(incremental["status_contacts"])
 
     # The address index against the Address aggregates.

@@ -19,15 +19,15 @@ from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.state import DndState, Effect, Entry
 from dnd_ledger.domain.values import ALL_CHANNELS
+from dnd_ledger.projections.audit_trail import AuditTrail
 from dnd_ledger.projections.rows import (
-    CONTACT_ENTRIES,
     NAME,
     ContactView,
     address_audit_row,
     changed,
     contact_audit_row,
     dumps,
-    entry_from_row,
+    entry_of,
     iso,
     stats_keys,
 )
@@ -45,8 +45,11 @@ class Batch:
         addresses: dict[str, tuple[str, str, str]],
         positions: dict[str, int],
         c: Any = None,
+        *,
+        trail: AuditTrail,
     ) -> None:
         self.sql = sql
+        self.trail = trail  # a contact's earlier entries, for a late event's refold
         self.cached = cached  # contacts earlier batches left, kept by the projector
         self.c = c  # the transaction its reads run in (the writer's, or catch-up's read one)
         self.last = 0
@@ -122,8 +125,7 @@ class Batch:
         return found
 
     def history(self, cv: ContactView) -> list[Entry]:
-        rows = self._fetchall(CONTACT_ENTRIES, (cv.location_id, cv.contact_id))
-        stored = [entry_from_row(r) for r in rows]
+        stored = self.trail.entries(cv.location_id, cv.contact_id, fetch=self._fetchall)
         return [*stored, *cv.batch_entries]
 
     # -- taking events -----------------------------------------------------------------
@@ -153,17 +155,15 @@ class Batch:
         effect: Effect | None = None
         if isinstance(e, Contact.DndEvent):
             effect = Effect.from_dict(e.effect)
-            entry = Entry(
-                occurred_at=e.occurred_at, recorded_at=e.timestamp, seq=e.originator_version,
-                event=type(e).__name__, event_id=f"{aid}:{e.originator_version}", effect=effect,
-            )  # fmt: skip
+            entry = entry_of(e, effect)
             late = cv.last_occurred is not None and entry.occurred_at < cv.last_occurred
             cv.take(entry, self.history(cv) if late else None)
         else:
             cv.version = e.originator_version
         before_s, after_s = changed(before, cv.statuses(), effect.touched if effect else ())
-        self.audit.append(contact_audit_row(position, e, cv.location_id, cv.contact_id, effect,
-                                            before_s, after_s))  # fmt: skip
+        self.audit.append(
+            contact_audit_row(position, e, cv.location_id, cv.contact_id, before_s, after_s)
+        )
 
     def _address_event(self, position: int, e: Any) -> None:
         aid = str(e.originator_id)
@@ -242,9 +242,7 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 _AUDIT_INSERT = (
     "INSERT INTO dnd_audit (position, aggregate_id, version, location_id, contact_id,"
-    " address_ref, occurred_at, recorded_at, event, source, actor, channels, effect, effect_data,"
-    " before, after, idempotency_key, policy_version, evidence, detail)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " address_ref, event, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _CONTACT_UPSERT = (
     "INSERT INTO dnd_status_contacts (aggregate_id, location_id, contact_id, overall, version,"

@@ -25,6 +25,7 @@ from dnd_ledger.domain.reviews import CONFIRMED, DISMISSED, SUSPECTED
 
 if TYPE_CHECKING:
     from dnd_ledger.application import DndLedger
+    from dnd_ledger.projections.audit_trail import AuditRecord
 
 FEED = "changes"
 BATCH = 1000
@@ -158,19 +159,18 @@ class ChangeFeed:
             upto = self.ledger.projector.positions()["audit"]
             if upto <= start:
                 return made
-            rows = self.sql.fetchall(
-                "SELECT position, location_id, contact_id, event, aggregate_id, version,"
-                " occurred_at, recorded_at, before, after, channels FROM dnd_audit"
-                " WHERE position > ? AND position <= ? ORDER BY position LIMIT ?",
+            rows = self.ledger.views.trail.read(
+                "a.position > ? AND a.position <= ?",
                 (start, upto, batch),
+                tail=" ORDER BY a.position LIMIT ?",
             )
-            end = int(rows[-1][0]) if len(rows) == batch else upto
+            end = rows[-1].position if len(rows) == batch else upto
             try:
                 made += self._write(start, end, rows)
             except (IntegrityError, _Moved):
                 continue  # another process wrote this batch first: re-read the position
 
-    def _write(self, start: int, end: int, rows: list[tuple[Any, ...]]) -> int:
+    def _write(self, start: int, end: int, rows: list[AuditRecord]) -> int:
         q = self.sql.q
         with self.sql.transaction() as c:
             moved = self.sql.fetchall_in(
@@ -185,12 +185,16 @@ class ChangeFeed:
             next_id = int(found[0][0] or 0) + 1
             records = []
             for r in rows:
-                if r[2] is None:
+                if r.contact_id is None:
                     continue  # an address's event: no contact state changed
-                for channel, before, after in changes_of(r[3], r[10] or "", r[8], r[9]):
+                # The event is decoded only for a review's channels or a change's times.
+                channels = r.fields.channels if r.event in REVIEW_STATES else ""
+                found = changes_of(r.event, channels, r.before, r.after)
+                for channel, before, after in found:
                     records.append((
-                        next_id, int(r[0]), r[1], r[2], channel, before, after, r[3],
-                        f"{r[4]}:{r[5]}", r[6], r[7],
+                        next_id, r.position, r.location_id, r.contact_id, channel, before,
+                        after, r.event, f"{r.aggregate_id}:{r.version}", r.fields.occurred_at,
+                        r.fields.recorded_at,
                     ))  # fmt: skip
                     next_id += 1
             if records:

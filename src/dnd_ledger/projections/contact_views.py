@@ -183,13 +183,11 @@ def find_address(
         ),
         (location_id, ref),
     )
-    signals = ledger.views.read(
-        q(
-            "SELECT position, occurred_at, event, channels, effect, effect_data FROM dnd_audit"
-            " WHERE location_id = ? AND address_ref = ? AND event NOT IN"
-            " ('Address.Seen', 'Address.Claimed', 'Address.Released') ORDER BY position"
-        ),
+    signals = ledger.views.trail.read(
+        "a.location_id = ? AND a.address_ref = ? AND a.event NOT IN"
+        " ('Address.Seen', 'Address.Claimed', 'Address.Released')",
         (location_id, ref),
+        fetch=ledger.views.read,
     )
     return {
         "location_id": location_id,
@@ -198,13 +196,13 @@ def find_address(
         "contacts": [{"contact_id": str(c), "since": s} for c, s in holders],
         "provider_events": [
             {
-                "position": int(p),
-                "occurred_at": t,
-                "event": str(e).removeprefix("Address."),
-                "channels": [c for c in str(ch).split(",") if c],
-                "effect": str(w),
-                "code": orjson.loads(d).get("code"),
+                "position": s.position,
+                "occurred_at": s.fields.occurred_at,
+                "event": s.event.removeprefix("Address."),
+                "channels": [c for c in s.fields.channels.split(",") if c],
+                "effect": s.fields.effect,
+                "code": orjson.loads(s.fields.effect_data).get("code"),
             }
-            for p, t, e, ch, w, d in signals
+            for s in signals
         ],
     }

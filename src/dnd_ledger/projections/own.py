@@ -78,7 +78,7 @@ def _contact(work: Batch, position: int, e: Any, agg: Contact, change: Change) -
     cv.overall = overall(cv.channels)
     before_s, after_s = changed(_names(before), _names(after), effect.touched if effect else ())
     work.audit.append(
-        contact_audit_row(position, e, agg.location_id, agg.contact_id, effect, before_s, after_s)
+        contact_audit_row(position, e, agg.location_id, agg.contact_id, before_s, after_s)
     )
 
 

@@ -24,10 +24,17 @@ from eventsourcing.persistence import IntegrityError, Notification
 
 from dnd_ledger.domain.errors import LedgerUnavailable
 from dnd_ledger.projections import own, upgrade
+from dnd_ledger.projections.audit_trail import AuditTrail
 from dnd_ledger.projections.batch import Batch
 from dnd_ledger.projections.failures import ErrorRecord, Failed
 from dnd_ledger.projections.rows import ContactView
-from dnd_ledger.projections.schema import CLEAR, ERRORS_TABLE, TABLES, TRACKING_PREFIX, VIEWS
+from dnd_ledger.projections.schema import (
+    CLEAR,
+    ERRORS_TABLE,
+    TRACKING_PREFIX,
+    VIEWS,
+    statements,
+)
 from dnd_ledger.storage.eventstore import insert_tracking
 
 if TYPE_CHECKING:
@@ -61,6 +68,7 @@ class Projector:
         self.addresses: dict[str, tuple[str, str, str]] = {}
         self._cached_at: int | None = None
         self.errors = ErrorRecord(app.sql)
+        self.trail = AuditTrail.of(app)
         #: Told which contacts each written batch changed, and when to forget all.
         self.readers: list[Any] = []
 
@@ -73,9 +81,8 @@ class Projector:
             stale = upgrade.stale_layout(self.sql, c)
             if stale:
                 upgrade.drop_old(c)
-            for statements in TABLES.values():
-                for s in statements:
-                    c.execute(s)
+            for s in statements(self.sql.dialect):
+                c.execute(s)
             c.execute(ERRORS_TABLE)
             if stale:
                 upgrade.reset(self.sql, c, self.tracking_table(), STATE_VIEWS)
@@ -253,7 +260,7 @@ class Projector:
             return None  # another writer's events are not projected yet
         self.follow(start)
         self._set_timeouts(c)
-        work = Batch(self.sql, self.contacts, self.addresses, positions, c)
+        work = Batch(self.sql, self.contacts, self.addresses, positions, c, trail=self.trail)
         if not own.fill(work, events, aggregates):
             work.prefetch({str(e.originator_id) for _, e in events})
             for position, event in events:
@@ -284,7 +291,9 @@ class Projector:
             # the write: a view table locked by someone else fails the batch.
             with self.sql.transaction(commit=False) as r:
                 self._set_timeouts(r)
-                work = Batch(self.sql, self.contacts, self.addresses, positions, r)
+                work = Batch(
+                    self.sql, self.contacts, self.addresses, positions, r, trail=self.trail
+                )
                 work.prefetch({str(n.originator_id) for n in batch})
                 for n in batch:
                     position = n.id

@@ -16,7 +16,8 @@ from dnd_ledger.domain.state import ChannelState, Entry, overall
 from dnd_ledger.domain.timecheck import check_query_time
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, Overall
 from dnd_ledger.pg_reads import PgReads
-from dnd_ledger.projections.rows import CONTACT_ENTRIES, entry_from_row, iso
+from dnd_ledger.projections.audit_trail import AuditTrail
+from dnd_ledger.projections.rows import iso
 from dnd_ledger.projections.status_row import CHANNEL_COLUMNS, COLUMNS, state
 from dnd_ledger.storage.persistence import Database, Sql, row_values
 
@@ -72,9 +73,15 @@ class ViewReader:
     """
 
     def __init__(
-        self, sql: Sql, sqlite_path: str | None = None, postgres: Database | None = None
+        self,
+        sql: Sql,
+        trail: AuditTrail,
+        sqlite_path: str | None = None,
+        postgres: Database | None = None,
     ) -> None:
         self.sql = sql
+        #: The audit view with its events' fields (a history, the audit export).
+        self.trail = trail
         # Status reads go through plain connections: for a SQLite file a read-only
         # one per thread, whose bare SELECT is a read snapshot of its own under WAL;
         # for PostgreSQL autocommit ones from one bounded pool (pg_reads), one round
@@ -274,13 +281,13 @@ class ViewReader:
     def entries(
         self, location_id: str, contact_id: str, as_of: datetime | None, known_at: datetime | None
     ) -> list[Entry]:
-        """The contact's effects from the audit view, filtered on both timelines."""
+        """The contact's effects from the audit trail (its DND events), filtered on both
+        timelines."""
         key = (location_id, contact_id)
         every = self._history.get(key)
         if every is None:
             epoch = self._epoch
-            rows = self._read(self.sql.q(CONTACT_ENTRIES), (location_id, contact_id))
-            every = [entry_from_row(r) for r in rows]
+            every = self.trail.entries(location_id, contact_id, fetch=self._read)
             if len(self._history) >= HISTORY_CACHE:
                 self._history.clear()
             if epoch == self._epoch:
@@ -301,32 +308,30 @@ class ViewReader:
     ) -> list[dict[str, Any]]:
         since = check_query_time("since", since)
         until = check_query_time("until", until)
-        columns = ", ".join("effect_data" if f == "reason" else f for f in AUDIT_FIELDS)
-        sql = f"SELECT {columns} FROM dnd_audit"
         where, params = [], []
         if location_id is not None:
-            where.append("location_id = ?")
+            where.append("a.location_id = ?")
             params.append(location_id)
         if contact_id is not None:
-            where.append("contact_id = ?")
+            where.append("a.contact_id = ?")
             params.append(contact_id)
-        if since is not None:
-            where.append("occurred_at >= ?")
-            params.append(iso(since))
-        if until is not None:
-            where.append("occurred_at <= ?")
-            params.append(iso(until))
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY position"
+        low = iso(since) if since is not None else None
+        high = iso(until) if until is not None else None
         out = []
-        for r in self.sql.fetchall(sql, params):
-            row = dict(zip(AUDIT_FIELDS, r, strict=True))
-            row["position"] = int(row["position"])
-            row["reason"] = _reason(json.loads(row["reason"]))
-            row["before"] = json.loads(row["before"])
-            row["after"] = json.loads(row["after"])
-            out.append(row)
+        for r in self.trail.read(" AND ".join(where), params):
+            f = r.fields
+            if (low is not None and f.occurred_at < low) or (
+                high is not None and f.occurred_at > high
+            ):
+                continue
+            out.append({
+                "position": r.position, "location_id": r.location_id, "contact_id": r.contact_id,
+                "occurred_at": f.occurred_at, "recorded_at": f.recorded_at, "event": r.event,
+                "source": f.source, "actor": f.actor, "channels": f.channels, "effect": f.effect,
+                "reason": _reason(json.loads(f.effect_data)), "before": json.loads(r.before),
+                "after": json.loads(r.after), "idempotency_key": f.idempotency_key,
+                "policy_version": f.policy_version, "evidence": f.evidence,
+            })  # fmt: skip
         return out
 
     def stats(self, location_id: str | None = None) -> dict[str, dict[str, dict[str, int]]]:

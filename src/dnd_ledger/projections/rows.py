@@ -1,7 +1,8 @@
 """View rows to and from domain values: the pure part the projector and the readers share.
 
-Events become rows here (a contact's state through a batch, the before/after and
-effect words of an audit row), and audit rows become the fold's entries again.
+Events become rows here (a contact's state through a batch, the before/after of an
+audit row), and an event gives the fields the audit trail shows of it
+(:func:`event_fields`) and the fold's entry (:func:`entry_of`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 
 from dnd_ledger.domain.address import Address
+from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.state import ChannelState, DndState, Effect, Entry, fold, overall
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind, Overall
 
@@ -104,18 +106,42 @@ def changed(
     )
 
 
-def contact_audit_row(
-    position: int,
-    e: Any,
-    location_id: str,
-    contact_id: str,
-    effect: Effect | None,
-    before: str,
-    after: str,
-) -> tuple[Any, ...]:
-    """The audit row of a contact's event (see ``_AUDIT_INSERT`` for the columns);
-    ``effect`` is a DND event's decoded effect, ``before``/``after`` what it changed."""
-    if effect is not None:
+@dataclass(frozen=True, slots=True)
+class EventFields:
+    """What an audit row shows of its event beyond where it sits in the log and what it
+    changed: each derived from the stored event alone, as text (JSON for effect data
+    and detail)."""
+
+    occurred_at: str
+    recorded_at: str
+    source: str | None
+    actor: str | None
+    channels: str
+    effect: str
+    effect_data: str
+    idempotency_key: str | None
+    policy_version: str | None
+    evidence: str | None
+    detail: str
+
+
+def event_name(e: Any) -> str:
+    """The name the audit trail gives an event (an address's events are prefixed)."""
+    if isinstance(e, Address.SignalRecorded):
+        return f"Address.{e.event}"
+    if isinstance(e, Address.Claimed | Address.Released):
+        return f"Address.{type(e).__name__}"
+    if isinstance(e, Address.Event):
+        return "Address.Seen"
+    return type(e).__name__
+
+
+def event_fields(e: Any) -> EventFields:
+    """The audit fields of a contact's or an address's event (see :class:`EventFields`)."""
+    if isinstance(e, Address.Event):
+        return _address_fields(e)
+    if isinstance(e, Contact.DndEvent):
+        effect = Effect.from_dict(e.effect)
         channels, words, effect_data, detail = (
             effect.touched,
             effect_words(effect),
@@ -126,34 +152,58 @@ def contact_audit_row(
         channels, words, effect_data = (), "none", {}
         detail = {k: list(getattr(e, k)) for k in ("phones", "emails") if hasattr(e, k)}
         detail.update(getattr(e, "detail", {}))
-    return (
-        position, str(e.originator_id), e.originator_version, location_id, contact_id, None,
-        iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), type(e).__name__,
+    return EventFields(
+        iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp),
         text(getattr(e, "source", None)), getattr(e, "actor", None),
-        ",".join(NAME[c] for c in channels), words, dumps(effect_data), before, after,
+        ",".join(NAME[c] for c in channels), words, dumps(effect_data),
         getattr(e, "idempotency_key", None), getattr(e, "policy_version", None),
         evidence_of(detail), dumps(detail),
     )  # fmt: skip
 
 
-def address_audit_row(position: int, e: Any, location_id: str, ref: str) -> tuple[Any, ...]:
-    """The audit row of an address's event (see :func:`contact_audit_row`)."""
-    name, channels, words, effect_data, detail = "Address.Seen", "", "none", "{}", {}
+def _address_fields(e: Any) -> EventFields:
+    channels, words, effect_data, detail = "", "none", "{}", {}
     source = actor = key = policy = None
     if isinstance(e, Address.Claimed | Address.Released):
-        name, detail = f"Address.{type(e).__name__}", {"contact_id": e.contact_id}
+        detail = {"contact_id": e.contact_id}
     elif isinstance(e, Address.SignalRecorded):
         effect = Effect.from_dict(e.effect)
-        name, words = f"Address.{e.event}", effect_words(effect)
+        words = effect_words(effect)
         channels = ",".join(NAME[c] for c in effect.channels)
         effect_data, detail = dumps(e.effect), e.detail
         source, actor, key, policy = text(e.source), e.actor, e.idempotency_key, e.policy_version
-    return (
-        position, str(e.originator_id), e.originator_version, location_id, None, ref,
-        iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), name, source, actor,
-        channels, words, effect_data, "{}", "{}", key, policy, evidence_of(detail),
-        dumps(detail),
+    return EventFields(
+        iso(getattr(e, "occurred_at", e.timestamp)), iso(e.timestamp), source, actor,
+        channels, words, effect_data, key, policy, evidence_of(detail), dumps(detail),
     )  # fmt: skip
+
+
+def contact_audit_row(
+    position: int, e: Any, location_id: str, contact_id: str, before: str, after: str
+) -> tuple[Any, ...]:
+    """The audit row of a contact's event (see ``_AUDIT_INSERT`` for the columns):
+    where it is and what it changed; the rest is read from the event
+    (:mod:`dnd_ledger.projections.audit_trail`)."""
+    return (position, str(e.originator_id), e.originator_version, location_id, contact_id,
+            None, type(e).__name__, before, after)  # fmt: skip
+
+
+def address_audit_row(position: int, e: Any, location_id: str, ref: str) -> tuple[Any, ...]:
+    """The audit row of an address's event (see :func:`contact_audit_row`)."""
+    return (position, str(e.originator_id), e.originator_version, location_id, None, ref,
+            event_name(e), "{}", "{}")  # fmt: skip
+
+
+def entry_of(e: Any, effect: Effect | None = None) -> Entry:
+    """A DND event as the fold's entry (``effect``: its effect, when already decoded)."""
+    return Entry(
+        occurred_at=utc(e.occurred_at),
+        recorded_at=utc(e.timestamp),
+        seq=e.originator_version,
+        event=type(e).__name__,
+        event_id=f"{e.originator_id}:{e.originator_version}",
+        effect=Effect.from_dict(e.effect) if effect is None else effect,
+    )
 
 
 def evidence_of(detail: dict[str, Any]) -> str | None:
@@ -163,11 +213,14 @@ def evidence_of(detail: dict[str, Any]) -> str | None:
     return None
 
 
+def utc(t: datetime) -> datetime:
+    """A time in UTC (the views' and the fold's timeline)."""
+    return t if t.tzinfo is UTC else t.astimezone(UTC)
+
+
 def iso(t: datetime) -> str:
     """A time as the views store it: UTC, ISO 8601 to the microsecond."""
-    if t.tzinfo is not UTC:
-        t = t.astimezone(UTC)
-    return t.isoformat(timespec="microseconds")
+    return utc(t).isoformat(timespec="microseconds")
 
 
 def dumps(obj: Any) -> str:
@@ -178,36 +231,3 @@ def dumps(obj: Any) -> str:
 def text(v: Any) -> str | None:
     """An enum's value or any other value as text (None stays None)."""
     return None if v is None else str(v.value if hasattr(v, "value") else v)
-
-
-_EFFECTS: dict[str, Effect] = {}
-
-
-def _effect(data: str) -> Effect:
-    """An effect from its stored JSON; many events share one (same STOP, same address)."""
-    effect = _EFFECTS.get(data)
-    if effect is None:
-        if len(_EFFECTS) > 50_000:
-            _EFFECTS.clear()
-        effect = _EFFECTS[data] = Effect.from_dict(orjson.loads(data))
-    return effect
-
-
-#: The audit columns an :class:`Entry` of the fold is made from (see :func:`entry_from_row`).
-ENTRY_COLUMNS = "occurred_at, recorded_at, version, event, aggregate_id, effect_data"
-#: A contact's entries in log order, the fold's input (params: location, contact).
-CONTACT_ENTRIES = (
-    f"SELECT {ENTRY_COLUMNS} FROM dnd_audit WHERE location_id = ? AND contact_id = ?"
-    " AND effect_data != '{}' ORDER BY position"
-)
-
-
-def entry_from_row(r: tuple[Any, ...]) -> Entry:
-    return Entry(
-        occurred_at=datetime.fromisoformat(r[0]),
-        recorded_at=datetime.fromisoformat(r[1]),
-        seq=int(r[2]),
-        event=str(r[3]),
-        event_id=f"{r[4]}:{r[2]}",
-        effect=_effect(r[5]),
-    )

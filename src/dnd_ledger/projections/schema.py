@@ -27,13 +27,14 @@ TABLES: dict[str, list[str]] = {
         " ON dnd_address_index (location_id, contact_id)",
     ],
     "audit": [
+        # One row per stored event, at its notification id: what the event does not
+        # hold itself (whom it concerns, its name, what it changed). The rest is read
+        # from the event (projections/audit_trail.py). On SQLite the position is an
+        # INTEGER PRIMARY KEY, the table's rowid; BIGINT on PostgreSQL.
         "CREATE TABLE IF NOT EXISTS dnd_audit ("
-        " position BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,"
-        " location_id TEXT NOT NULL, contact_id TEXT, address_ref TEXT,"
-        " occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, event TEXT NOT NULL,"
-        " source TEXT, actor TEXT, channels TEXT NOT NULL, effect TEXT NOT NULL,"
-        " effect_data TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL,"
-        " idempotency_key TEXT, policy_version TEXT, evidence TEXT, detail TEXT NOT NULL)",
+        " position {position} PRIMARY KEY, aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,"
+        " location_id TEXT NOT NULL, contact_id TEXT, address_ref TEXT, event TEXT NOT NULL,"
+        " before TEXT NOT NULL, after TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS dnd_audit_contact"
         " ON dnd_audit (location_id, contact_id, position)",
         # Gone: a contact's history is read through dnd_audit_contact; a second
@@ -61,6 +62,16 @@ ERRORS_TABLE = (
 #: opened (:mod:`dnd_ledger.projections.upgrade`): the status view used to keep one
 #: row per contact and channel in ``dnd_status_channels``.
 OLD_TABLES = ("dnd_status_channels",)
+
+#: The type of ``dnd_audit.position`` in each dialect (see :func:`statements`).
+POSITION_TYPE = {"sqlite": "INTEGER", "postgres": "BIGINT"}
+
+
+def statements(dialect: str) -> list[str]:
+    """Every view's CREATE statements, for ``dialect`` (``sqlite`` or ``postgres``)."""
+    position = POSITION_TYPE[dialect]
+    return [s.replace("{position}", position) for group in TABLES.values() for s in group]
+
 
 CLEAR: dict[str, list[str]] = {
     "status": ["DELETE FROM dnd_status_contacts"],

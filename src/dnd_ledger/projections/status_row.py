@@ -19,10 +19,11 @@ from dnd_ledger.domain.state import INACTIVE, ChannelState
 from dnd_ledger.domain.values import ALL_CHANNELS, Channel, DndKind
 from dnd_ledger.projections.rows import iso
 
-#: ``dnd_meta`` names the status view's layout: another value (or none, in a ledger
-#: made before it was recorded) means the view is rebuilt from the log on open.
+#: ``dnd_meta`` names the views' layout: another value (or none, in a ledger made
+#: before it was recorded) means the views are rebuilt from the log on open. Since
+#: "audit-by-position", an audit row holds only what its event does not.
 META_NAME = "status_view"
-LAYOUT = "one-row-per-contact"
+LAYOUT = "one-row-per-contact; audit-by-position"
 
 #: (status column, cause column) of each channel, in ALL_CHANNELS order.
 COLUMNS: dict[Channel, tuple[str, str]] = {

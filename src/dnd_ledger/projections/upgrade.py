@@ -37,8 +37,9 @@ def stale_layout(sql: Sql, c: Any) -> bool:
 
 
 def drop_old(c: Any) -> None:
-    """Drop the status view's tables (old and current), before they are created anew."""
-    for table in (*OLD_TABLES, "dnd_status_contacts"):
+    """Drop the status and audit views' tables (old and current), before they are
+    created anew (an earlier audit table had other columns)."""
+    for table in (*OLD_TABLES, "dnd_status_contacts", "dnd_audit"):
         c.execute(f"DROP TABLE IF EXISTS {table}")
 
 

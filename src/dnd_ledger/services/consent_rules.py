@@ -98,11 +98,14 @@ class ConsentRules:
         regions and zones (phonenumbers' data); nothing known: anywhere in the US."""
         app = self.app
         try:
-            said = app.sql.fetchall(
-                "SELECT detail FROM dnd_audit WHERE location_id = ? AND contact_id = ?"
-                " AND event = 'ContactLocated' ORDER BY position DESC LIMIT 1",
-                [location_id, contact_id],
-            )
+            said = [
+                r.fields.detail
+                for r in app.views.trail.read(
+                    "a.location_id = ? AND a.contact_id = ? AND a.event = 'ContactLocated'",
+                    (location_id, contact_id),
+                    tail=" ORDER BY a.position DESC LIMIT 1",
+                )
+            ]
             refs = app.sql.fetchall(
                 "SELECT ref FROM dnd_address_index WHERE location_id = ? AND contact_id = ?"
                 " AND kind = ?",
@@ -110,7 +113,7 @@ class ConsentRules:
             )
         except Exception as e:  # no answer, no decision: fail closed
             raise LedgerUnavailable(f"cannot read where the contact is: {e}") from e
-        located = json.loads(said[0][0]) if said else {}
+        located = json.loads(said[0]) if said else {}
         from_numbers = merge_places(_place_of_number(app.vault.get(str(r[0]))) for r in refs)
         regions = (located["region"],) if located.get("region") else from_numbers.regions
         zones = (located["time_zone"],) if located.get("time_zone") else from_numbers.zones

@@ -98,12 +98,13 @@ def belongs_to(ledger: Ledger, location_id: str, ref: str) -> bool:
         rows = ledger.sql.fetchall(
             "SELECT 1 FROM dnd_addresses WHERE location_id = ? AND ref = ?", (location_id, ref)
         )
-    else:
-        rows = ledger.sql.fetchall(
-            "SELECT 1 FROM dnd_audit WHERE location_id = ? AND detail LIKE ? LIMIT 1",
-            (location_id, f'%"{ref}"%'),
-        )
-    return bool(rows)
+        return bool(rows)
+    # A text's reference is in some event's detail (an Address.Seen has none).
+    quoted = f'"{ref}"'
+    found = ledger.views.trail.scan(
+        "a.location_id = ? AND a.event <> 'Address.Seen'", (location_id,)
+    )
+    return any(quoted in r.fields.detail for r in found)
 
 
 def reveal(ledger: Ledger, ref: str) -> str | None:

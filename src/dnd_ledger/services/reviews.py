@@ -44,21 +44,22 @@ def review_items(
     """Review items oldest first, from the audit view (checked current first)."""
     app.ensure_current()
     marks = ", ".join("?" for _ in _EVENTS)
-    sql = (
-        "SELECT location_id, contact_id, address_ref, occurred_at, event, detail FROM dnd_audit"
-        f" WHERE event IN ({marks})"
-    )
+    where = f"a.event IN ({marks})"
     params: list[Any] = list(_EVENTS)
     if location_id is not None:
-        sql += " AND location_id = ?"
+        where += " AND a.location_id = ?"
         params.append(location_id)
-    names = ("location_id", "contact_id", "address_ref", "occurred_at", "event", "detail")
     rows = [
-        dict(zip(names, r, strict=True))
-        for r in app.sql.fetchall(sql + " ORDER BY position", params)
+        {
+            "location_id": r.location_id,
+            "contact_id": r.contact_id,
+            "address_ref": r.address_ref,
+            "occurred_at": r.fields.occurred_at,
+            "event": r.event,
+            "detail": json.loads(r.fields.detail),
+        }
+        for r in app.views.trail.read(where, params)
     ]
-    for r in rows:
-        r["detail"] = json.loads(r["detail"])
     items = items_from(rows, app.policy.review.deadline)
     now = app.clock()
     return [
@@ -87,18 +88,20 @@ def resolve_review(app: Ledger, unit: Unit, c: cmd.ResolveReview) -> Outcome:
     if event is None:
         raise InvalidInput(f"resolution must be revocation or not-revocation, not {c.resolution!r}")
     app.ensure_current()  # an item another process recorded a moment ago is found too
-    found = app.sql.fetchall(
-        "SELECT address_ref FROM dnd_audit WHERE location_id = ? AND event = ?"
-        " AND idempotency_key = ?",
-        [c.location_id, f"Address.{SUSPECTED}", f"inbound:{item}"],
-    )
+    key = f"inbound:{item}"
+    found = [
+        r for r in app.views.trail.read(
+            "a.location_id = ? AND a.event = ?", (c.location_id, f"Address.{SUSPECTED}")
+        )
+        if r.fields.idempotency_key == key
+    ]  # fmt: skip
     if not found:
         raise UnknownReviewItem(f"no review item {item!r} in location {c.location_id!r}")
-    ref = str(found[0][0])
+    ref = str(found[0].address_ref)
     address = unit.address(c.location_id, AddressKind.PHONE, ref)
     signals = unit.signals(address)
     suspected = next((s for s in signals if s.event == SUSPECTED
-                      and s.idempotency_key == f"inbound:{item}"), None)  # fmt: skip
+                      and s.idempotency_key == key), None)  # fmt: skip
     if suspected is None:
         raise UnknownReviewItem(f"no review item {item!r} in location {c.location_id!r}")
     done = next((s for s in signals if s.event in (CONFIRMED, DISMISSED)

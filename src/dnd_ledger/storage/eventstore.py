@@ -112,6 +112,26 @@ class EventStore(Application[UUID]):
     def events_table(self) -> str:
         return str(self._sql_recorder.events_table_name)
 
+    @property
+    def events_by_position(self) -> tuple[str, str]:
+        """The events table as a query names it (with its schema on PostgreSQL) and its
+        column of notification ids (SQLite's ``rowid``), for joins on a log position."""
+        table = self.events_table
+        if self.db.engine != "postgres":
+            return table, "rowid"
+        schema = str(getattr(self._sql_recorder.datastore, "schema", "") or "public")
+        return f'"{schema}"."{table}"', "notification_id"
+
+    def decode_stored(self, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
+        """A row of the events table (its originator id, version, topic and state) as
+        its domain event, decoded as an aggregate's events are (transcoder, upcasting)."""
+        convert = getattr(self._sql_recorder, "convert_originator_id", None)
+        if convert is not None and isinstance(originator_id, str):
+            originator_id = convert(originator_id)
+        return self.mapper.to_domain_event(
+            StoredEvent(originator_id, int(version), str(topic), bytes(state))
+        )
+
     def construct_transcoder(self) -> Transcoder:
         transcoder = LedgerTranscoder()
         self.register_transcodings(transcoder)

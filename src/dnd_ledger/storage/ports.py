@@ -31,6 +31,13 @@ class EventLog(Protocol):
     @property
     def events_table(self) -> str: ...
     @property
+    def events_by_position(self) -> tuple[str, str]:
+        """The events table as a query names it, and its column of notification ids."""
+
+    def decode_stored(self, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
+        """A row of the events table as its domain event."""
+
+    @property
     def mapper(self) -> Mapper[Any]: ...
     @property
     def clock(self) -> Callable[[], datetime]: ...

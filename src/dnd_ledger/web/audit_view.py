@@ -33,13 +33,13 @@ def shared_addresses(
     hold each of those addresses."""
     q = ledger.sql.q
     refs: dict[int, str] = {}
-    for position, detail in ledger.views.read(
-        q("SELECT position, detail FROM dnd_audit WHERE location_id = ? AND contact_id = ?"),
-        (location_id, contact_id),
-    ):
-        ref = orjson.loads(detail).get("address_ref")
+    for r in ledger.views.trail.read(
+        "a.location_id = ? AND a.contact_id = ?", (location_id, contact_id),
+        fetch=ledger.views.read,
+    ):  # fmt: skip
+        ref = orjson.loads(r.fields.detail).get("address_ref")
         if isinstance(ref, str):
-            refs[int(position)] = ref
+            refs[r.position] = ref
     others: dict[str, list[str]] = {}
     for ref in set(refs.values()):
         rows = ledger.views.read(
