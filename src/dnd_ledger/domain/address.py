@@ -17,7 +17,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from dnd_ledger.domain.keys import NAMESPACE
+from dnd_ledger.domain.keys import NAMESPACE, KeyLookup
 from dnd_ledger.domain.values import AddressKind, Source
 
 
@@ -101,13 +101,29 @@ class Address(Aggregate):
         self.kind = kind
         self.ref = ref
         self.claimants: list[str] = []
+        #: The idempotency keys of its signals: all of them while ``key_lookup`` is None;
+        #: once compacted, only those applied since (the lookup has the stored ones).
         self.keys: set[str] = set()
+        self.key_lookup: KeyLookup | None = None
         #: What providers said, for contacts that claim the address later; None once
         #: compacted for the cache (the event store holds them: see :meth:`restore_signals`).
         self.signals: list[Signal] | None = []
 
-    def compact(self) -> None:
+    def compact(self, keys: KeyLookup) -> None:
+        """Forget the signals and the idempotency keys (the event store and ``keys``, the
+        keys of its stored events, hold them). Only for an address whose events are all
+        stored."""
+        if self._pending_events:
+            raise RuntimeError(f"address {self.id} has events not stored: it cannot compact")
         self.signals = None
+        self.keys = set()
+        self.key_lookup = keys
+
+    def has_key(self, key: str) -> bool:
+        """Whether a signal with idempotency key ``key`` is recorded."""
+        if key in self.keys:
+            return True
+        return self.key_lookup is not None and self.key_lookup.holds(self.id, key)
 
     def restore_signals(self, events: Iterable[Any]) -> list[Signal]:
         """Rebuild the signals from this address's events (stored, then pending)."""

@@ -16,7 +16,7 @@ from eventsourcing.domain import Aggregate
 
 from dnd_ledger.domain import rulings
 from dnd_ledger.domain.errors import InvalidInput
-from dnd_ledger.domain.keys import contact_uuid, is_held, request_id
+from dnd_ledger.domain.keys import KeyLookup, StoredKeys, contact_uuid, is_held, request_id
 from dnd_ledger.domain.state import Channels, DndState, Effect, Entry, fold
 from dnd_ledger.domain.values import Channel, Source
 
@@ -165,9 +165,12 @@ class Contact(Aggregate):
         #: Every effect, for a refold when an event arrives late; None once the
         #: aggregate is compacted for the cache (see :meth:`compact`).
         self.entries: list[Entry] | None = []
+        #: The idempotency keys of its events: all of them while ``key_lookup`` is None;
+        #: once compacted, only those applied since (the lookup has the stored ones).
         self.keys: set[str] = set()
         #: Request keys by request id (``request:ID`` -> the key with its content mark).
         self.requests: dict[str, str] = {}
+        self.key_lookup: KeyLookup | None = None
         self.state = DndState()
         self._last_occurred: datetime | None = None
         #: What each event not yet stored changed (version -> :class:`Change`).
@@ -296,7 +299,11 @@ class Contact(Aggregate):
     def has_key(self, key: str | None) -> bool:
         """Whether ``key`` is recorded (a reused request id raises, see
         :func:`~dnd_ledger.domain.keys.is_held`)."""
-        return key is not None and is_held(key, self.keys, self.requests, self.contact_id)
+        if key is None:
+            return False
+        lookup = self.key_lookup
+        stored = None if lookup is None else StoredKeys(lookup, self.id)
+        return is_held(key, self.keys, self.requests, self.contact_id, stored)
 
     def state_at(self, as_of: datetime | None = None, known_at: datetime | None = None) -> DndState:
         if known_at is None and (
@@ -308,11 +315,18 @@ class Contact(Aggregate):
         return fold(self.entries, as_of=as_of, known_at=known_at)
 
     # -- memory -----------------------------------------------------------------
-    def compact(self) -> None:
-        """Forget the entries (the event store holds them): a cached contact keeps
-        its current fold, idempotency keys and addresses, a fraction of the memory."""
+    def compact(self, keys: KeyLookup) -> None:
+        """Forget the entries and the idempotency keys (the event store and ``keys``, the
+        keys of its stored events, hold them): a cached contact keeps its current fold
+        and addresses, and its memory does not grow with its history. Only for a contact
+        whose events are all stored (``keys`` must have every key it forgets)."""
+        if self._pending_events:
+            raise RuntimeError(f"contact {self.id} has events not stored: it cannot compact")
         self.entries = None
         self._changes = {}
+        self.keys = set()
+        self.requests = {}
+        self.key_lookup = keys
 
     def needs_history(self, occurred_at: datetime) -> bool:
         """Compacted, and an event or a guard at ``occurred_at`` would refold the past."""
