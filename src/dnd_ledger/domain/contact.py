@@ -324,6 +324,7 @@ class Contact(Aggregate):
             raise RuntimeError(f"contact {self.id} has events not stored: it cannot compact")
         self.entries = None
         self._changes = {}
+        self._applied = None  # left by a replay (only trigger_event clears it)
         self.keys = set()
         self.requests = {}
         self.key_lookup = keys
