@@ -201,7 +201,11 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @field_validator(
-        "checkpoint_every", "checkpoint_interval", "cache_entries", "sqlite_cache_mib", mode="before"
+        "checkpoint_every",
+        "checkpoint_interval",
+        "cache_entries",
+        "sqlite_cache_mib",
+        mode="before",
     )
     @classmethod
     def _number(cls, value: object, info: ValidationInfo) -> object:
