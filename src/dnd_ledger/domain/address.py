@@ -8,7 +8,7 @@ the address later adopts everything recorded here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -17,7 +17,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from dnd_ledger.domain.keys import NAMESPACE, KeyLookup
+from dnd_ledger.domain.keys import NAMESPACE, NO_KEYS, KeyLookup, added
 from dnd_ledger.domain.values import AddressKind, Source
 
 
@@ -79,7 +79,7 @@ class Address(Aggregate):
 
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, Address)
-            aggregate.keys.add(self.idempotency_key)
+            aggregate.keys = added(aggregate.keys, self.idempotency_key)
             if aggregate.signals is not None:
                 aggregate.signals.append(self.signal())
 
@@ -103,7 +103,7 @@ class Address(Aggregate):
         self.claimants: list[str] = []
         #: The idempotency keys of its signals: all of them while ``key_lookup`` is None;
         #: once compacted, only those applied since (the lookup has the stored ones).
-        self.keys: set[str] = set()
+        self.keys: Set[str] = NO_KEYS
         self.key_lookup: KeyLookup | None = None
         #: What providers said, for contacts that claim the address later; None once
         #: compacted for the cache (the event store holds them: see :meth:`restore_signals`).
@@ -116,7 +116,7 @@ class Address(Aggregate):
         if self._pending_events:
             raise RuntimeError(f"address {self.id} has events not stored: it cannot compact")
         self.signals = None
-        self.keys = set()
+        self.keys = NO_KEYS
         self.key_lookup = keys
 
     def has_key(self, key: str) -> bool:

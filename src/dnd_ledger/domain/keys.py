@@ -5,8 +5,9 @@ The namespace and the key formats are stored (in event ids and in events): they 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from functools import lru_cache
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -17,6 +18,12 @@ NAMESPACE = uuid5(NAMESPACE_URL, "urn:dnd-ledger")
 REQUEST_PREFIX = "request:"
 #: Separates a key from the fingerprint of the content it was recorded with.
 CONTENT_MARK = "#content:"
+
+
+#: The keys and request keys of an aggregate that holds none in memory (shared, immutable:
+#: an empty set takes 216 bytes, times every cached aggregate).
+NO_KEYS: frozenset[str] = frozenset()
+NO_REQUESTS: Mapping[str, str] = MappingProxyType({})
 
 
 def content_key(base: str, fingerprint: str) -> str:
@@ -35,6 +42,24 @@ def request_id(key: str) -> str | None:
     if not key.startswith(REQUEST_PREFIX):
         return None
     return key.rpartition(CONTENT_MARK)[0] or key
+
+
+def added(keys: Set[str], key: str) -> set[str]:
+    """``keys`` with ``key``: added in place, or to a new set for the shared empty one."""
+    kept = keys if isinstance(keys, set) else set(keys)
+    kept.add(key)
+    return kept
+
+
+def with_request(requests: Mapping[str, str], key: str) -> Mapping[str, str]:
+    """``requests`` with ``key`` under its request id, if it is a request key: in place,
+    or in a new dict for the shared empty one."""
+    request = request_id(key)
+    if request is None:
+        return requests
+    kept = requests if isinstance(requests, dict) else dict(requests)
+    kept[request] = key
+    return kept
 
 
 class KeyLookup(Protocol):
@@ -66,7 +91,7 @@ class StoredKeys(NamedTuple):
 
 def is_held(
     key: str,
-    keys: set[str],
+    keys: Set[str],
     requests: Mapping[str, str],
     contact_id: str,
     stored: StoredKeys | None = None,

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
-from dnd_ledger.domain.keys import KeyLookup
+from dnd_ledger.domain.keys import NO_KEYS, NO_REQUESTS, KeyLookup
 from dnd_ledger.domain.state import DndState
 from dnd_ledger.domain.values import AddressKind
 
@@ -87,8 +87,8 @@ def restore(
             phones=list(m["phones"]),
             emails=list(m["emails"]),
             entries=None,
-            keys=set(),
-            requests={},
+            keys=NO_KEYS,
+            requests=NO_REQUESTS,
             key_lookup=keys,
             state=DndState.from_list(m["state"]),
             _last_occurred=(
@@ -104,7 +104,7 @@ def restore(
             kind=AddressKind(m["kind"]),
             ref=m["ref"],
             claimants=list(m["claimants"]),
-            keys=set(),
+            keys=NO_KEYS,
             key_lookup=keys,
             signals=None,
         )

@@ -21,9 +21,11 @@ from eventsourcing.application import Cache
 
 from dnd_ledger.domain.keys import KeyLookup
 
-#: Aggregates cached, by default. A compacted contact of the bench workload takes about
-#: 1.4 KB, an address about 0.8 KB (tracemalloc): 100,000 of them stay near 150 MB.
-DEFAULT_ENTRIES = 100_000
+#: Aggregates cached, by default. Compacted, with its cache entry, a contact of the bench
+#: workload takes about 3.4 KB and an address 0.9 KB (tracemalloc, whatever their number
+#: of events), and the workload has two addresses a contact: 50,000 entries hold about
+#: 90 MB, and 170 MB were they all contacts.
+DEFAULT_ENTRIES = 50_000
 
 
 class AggregateCache(Cache[UUID, Any]):
