@@ -184,7 +184,10 @@ class EventStore(Application[UUID]):
     def open_keys(self) -> None:
         """Backfill the keys table from the log unless it is marked complete (run with
         the tables' creators: on PostgreSQL under their lock)."""
-        self.keys.open(self.events_table, self.mapper.to_domain_event)
+        table = self.events_table
+        if self.db.engine == "postgres":
+            table = f'"{self._sql_recorder.datastore.schema}"."{table}"'
+        self.keys.open(table, self.mapper.to_domain_event)
 
     def write_keys(self, c: Any, staged: Staged) -> None:
         """The idempotency keys of the batch's events, in its transaction ``c``."""
