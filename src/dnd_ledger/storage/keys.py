@@ -103,20 +103,23 @@ class KeysTable:
         was there). Run where the tables are created (on PostgreSQL, under their lock);
         two processes doing it at once both end with the same table."""
         read = 0
-        with self.sql.transaction() as c:
-            if not self._marked(c):
-                read = self._backfill(c, events_table, decode)
-                c.execute(
-                    self.sql.q(
-                        "INSERT INTO dnd_meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"
-                    ),
-                    (MARKER, "1"),
-                )
-        with self.sql.transaction(commit=False) as c:
-            if not self._marked(c):
+        if not self._is_marked():  # else a write transaction, whose lock may be waited for
+            with self.sql.transaction() as c:
+                if not self._marked(c):  # nobody did it meanwhile
+                    read = self._backfill(c, events_table, decode)
+                    c.execute(
+                        self.sql.q("INSERT INTO dnd_meta (name, value) VALUES (?, ?)"
+                                   " ON CONFLICT DO NOTHING"),
+                        (MARKER, "1"),
+                    )  # fmt: skip
+            if not self._is_marked():
                 raise KeysNotReady("the keys table's completion marker is missing after backfill")
         self.ready = True
         return read
+
+    def _is_marked(self) -> bool:
+        with self.sql.transaction(commit=False) as c:
+            return self._marked(c)
 
     def _marked(self, c: Any) -> bool:
         rows = self.sql.fetchall_in(c, "SELECT value FROM dnd_meta WHERE name = ?", (MARKER,))
