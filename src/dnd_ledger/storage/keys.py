@@ -153,11 +153,11 @@ class KeysTable:
     # -- reading (KeyLookup) ----------------------------------------------------------
     def holds(self, owner: UUID, key: str) -> bool:
         self._check_ready()
-        return self.sql.fetchone(self._holds, (owner.hex, key)) is not None
+        return self.sql.lookup(self._holds, (owner.hex, key)) is not None
 
     def request_key(self, owner: UUID, request: str) -> str | None:
         self._check_ready()
-        row = self.sql.fetchone(self._request, (owner.hex, request))
+        row = self.sql.lookup(self._request, (owner.hex, request))
         return None if row is None else str(row[0])
 
     def _check_ready(self) -> None:
