@@ -155,7 +155,6 @@ class Sql:
             row = c.fetchone()
             return None if row is None else row_values(row)
 
-
     def lookup(self, statement: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """``fetchone`` of one statement already in this dialect (:meth:`q`), which reads
         the latest committed rows: on PostgreSQL on an autocommit connection of the pool,
