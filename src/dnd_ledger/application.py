@@ -90,7 +90,7 @@ class DndLedger(EventStore):
             self.replay_cache.create_table,
             self.resume.create_table,
             self.keys.create_table,
-            self.open_keys,  # after dnd_meta: the backfill's marker is a row of it
+            self.open_keys,  # backfilled from the log unless marked complete
         )
         self._check_key()
         # Every query is preceded by a check of the log's head against the views

@@ -8,8 +8,10 @@ not hold. The table must therefore hold the key of every stored event:
 - a batch writes its events' keys in the transaction that stores the events
   (:meth:`KeysTable.put_in`), on every backend;
 - a ledger made before the table existed is backfilled from the log when opened, in
-  one transaction that also records the marker :data:`MARKER` in ``dnd_meta``; until
-  this process has seen the marker, no lookup answers (:class:`KeysNotReady`);
+  one transaction that also writes the marker: a row :data:`MARKER` of owner ``""`` (no
+  aggregate's) in each of the two tables, so a table dropped or emptied loses its marker
+  with its rows and is backfilled again. Until this process has seen both markers, no
+  lookup answers (:class:`KeysNotReady`);
 - a lookup that fails raises (the command fails, nothing is acknowledged): the table
   never answers "not held" for want of an answer.
 
@@ -31,8 +33,8 @@ from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.keys import request_id
 from dnd_ledger.storage.persistence import Sql
 
-#: The ``dnd_meta`` row saying every stored event's key is in the table.
-MARKER = "keys_table"
+#: The key (and request id) of the row, of owner ``""``, saying the table is complete.
+MARKER = "complete: the key of every stored event is here"
 #: Events read from the log per query while backfilling.
 PAGE = 5000
 
@@ -107,11 +109,8 @@ class KeysTable:
             with self.sql.transaction() as c:
                 if not self._marked(c):  # nobody did it meanwhile
                     read = self._backfill(c, events_table, decode)
-                    c.execute(
-                        self.sql.q("INSERT INTO dnd_meta (name, value) VALUES (?, ?)"
-                                   " ON CONFLICT DO NOTHING"),
-                        (MARKER, "1"),
-                    )  # fmt: skip
+                    c.execute(self._insert_key, ("", MARKER))
+                    c.execute(self._backfill_request, ("", MARKER, MARKER))
             if not self._is_marked():
                 raise KeysNotReady("the keys table's completion marker is missing after backfill")
         self.ready = True
@@ -122,8 +121,13 @@ class KeysTable:
             return self._marked(c)
 
     def _marked(self, c: Any) -> bool:
-        rows = self.sql.fetchall_in(c, "SELECT value FROM dnd_meta WHERE name = ?", (MARKER,))
-        return bool(rows)
+        keys = self.sql.fetchall_in(
+            c, f"SELECT 1 FROM {self.KEYS} WHERE owner = '' AND key = ?", (MARKER,)
+        )
+        requests = self.sql.fetchall_in(
+            c, f"SELECT 1 FROM {self.REQUESTS} WHERE owner = '' AND request = ?", (MARKER,)
+        )
+        return bool(keys) and bool(requests)
 
     def _backfill(self, c: Any, events_table: str, decode: Callable[[StoredEvent], Any]) -> int:
         position = "notification_id" if self.sql.engine == "postgres" else "rowid"
