@@ -26,7 +26,7 @@ from dnd_ledger.services import handlers, queries
 from dnd_ledger.services.consent_rules import ConsentRules
 from dnd_ledger.services.erasure import Erasure, erase_personal_data
 from dnd_ledger.services.queries import HistoryItem, StatusView
-from dnd_ledger.storage.cache import DEFAULT_BUDGET
+from dnd_ledger.storage.cache import DEFAULT_ENTRIES
 from dnd_ledger.storage.eventstore import EventStore
 from dnd_ledger.storage.persistence import Database, parse_db_url
 from dnd_ledger.storage.pii import KeyMismatch, Keyring, SqlVault
@@ -58,12 +58,12 @@ class DndLedger(EventStore):
         signing_key: SigningKey | None = None,
         checkpoint_every: int = DEFAULT_EVERY,
         checkpoint_interval: float = DEFAULT_INTERVAL,
-        cache_events: int = DEFAULT_BUDGET,
+        cache_entries: int = DEFAULT_ENTRIES,
         sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
         view_deadline: float = VIEW_DEADLINE,
     ) -> None:
         super().__init__(parse_db_url(db) if isinstance(db, str) else db, env=env,
-                         cache_events=cache_events, sqlite_cache_mib=sqlite_cache_mib)  # fmt: skip
+                         cache_entries=cache_entries, sqlite_cache_mib=sqlite_cache_mib)  # fmt: skip
         self.policy = policy
         self.clock = clock
         #: Held by a batch while it loads, mutates and saves.
@@ -90,6 +90,8 @@ class DndLedger(EventStore):
             self.notary.create_tables,
             self.replay_cache.create_table,
             self.resume.create_table,
+            self.keys.create_table,
+            self.open_keys,  # backfilled from the log unless marked complete
         )
         self._check_key()
         # Every query is preceded by a check of the log's head against the views

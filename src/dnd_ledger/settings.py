@@ -12,8 +12,8 @@ built-in policy), ``pii_key`` / ``pii_key_file`` (``DND_LEDGER_PII_KEY``, hex /
 ``DND_LEDGER_PII_KEY_FILE``; for SQLite the default is a key file beside the database,
 ``<db>.pii-key``, created on first use), ``signing_key_file`` (``DND_LEDGER_SIGNING_KEY``,
 the notary's Ed25519 key file; without it checkpoints are unsigned), ``checkpoint_every``
-/ ``checkpoint_interval`` (events, default 1000 / seconds, default 60), ``cache_events``
-(how many events the cached contacts and addresses may hold in memory, default 100,000),
+/ ``checkpoint_interval`` (events, default 1000 / seconds, default 60), ``cache_entries``
+(how many contacts and addresses the aggregate cache holds, default 50,000),
 ``sqlite_cache_mib`` (database pages each SQLite connection keeps in memory, default 64).
 These come from flags and the environment only, never from the service's file; an empty
 variable counts as unset, and a bad number is reported, as one line, by :meth:`open`.
@@ -74,7 +74,7 @@ from dnd_ledger.domain.policy import Policy, load_policy
 from dnd_ledger.domain.text import NotText, decode_text
 from dnd_ledger.notary.notary import DEFAULT_EVERY, DEFAULT_INTERVAL
 from dnd_ledger.notary.signed_note import NoteError, SigningKey, load_private_key
-from dnd_ledger.storage.cache import DEFAULT_BUDGET
+from dnd_ledger.storage.cache import DEFAULT_ENTRIES
 from dnd_ledger.storage.persistence import Database, parse_db_url
 from dnd_ledger.storage.pii import load_or_create_key
 from dnd_ledger.storage.sqlite_store import DEFAULT_CACHE_MIB
@@ -86,10 +86,10 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 #: The ledger's fields, by their input names (flags and the environment only, not the file).
 LEDGER_KEYS = frozenset(
     {"db", "policy", "pii_key", "pii_key_file", "DND_LEDGER_SIGNING_KEY"}
-    | {"checkpoint_every", "checkpoint_interval", "cache_events", "sqlite_cache_mib"}
+    | {"checkpoint_every", "checkpoint_interval", "cache_entries", "sqlite_cache_mib"}
 )
 _NUMBERS = {
-    "checkpoint_every": 1, "checkpoint_interval": 0, "cache_events": 0, "sqlite_cache_mib": 0,
+    "checkpoint_every": 1, "checkpoint_interval": 0, "cache_entries": 0, "sqlite_cache_mib": 0,
 }  # fmt: skip
 
 
@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     signing_key_file: str | None = Field(None, validation_alias="DND_LEDGER_SIGNING_KEY")
     checkpoint_every: int = Field(DEFAULT_EVERY, ge=1)
     checkpoint_interval: float = Field(DEFAULT_INTERVAL, ge=0, allow_inf_nan=False)
-    cache_events: int = Field(DEFAULT_BUDGET, ge=0)
+    cache_entries: int = Field(DEFAULT_ENTRIES, ge=0)
     sqlite_cache_mib: int = Field(DEFAULT_CACHE_MIB, ge=0)
     _env_problem: str | None = PrivateAttr(default=None)  # reported by open(), as one line
     # -- the service (its TOML file and the environment) ---------------------------------
@@ -201,7 +201,11 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @field_validator(
-        "checkpoint_every", "checkpoint_interval", "cache_events", "sqlite_cache_mib", mode="before"
+        "checkpoint_every",
+        "checkpoint_interval",
+        "cache_entries",
+        "sqlite_cache_mib",
+        mode="before",
     )
     @classmethod
     def _number(cls, value: object, info: ValidationInfo) -> object:
@@ -284,7 +288,7 @@ class Settings(BaseSettings):
             signing_key=self.signing_key(),
             checkpoint_every=self.checkpoint_every,
             checkpoint_interval=self.checkpoint_interval,
-            cache_events=self.cache_events,
+            cache_entries=self.cache_entries,
             sqlite_cache_mib=self.sqlite_cache_mib,
         )
 

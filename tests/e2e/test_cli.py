@@ -848,17 +848,17 @@ class TestDatabase:
             "Error: DND_LEDGER_PII_KEY must be hex"
         )
 
-    def test_the_cache_budget_comes_from_the_environment_and_is_checked(
+    def test_the_cache_entries_come_from_the_environment_and_are_checked(
         self, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("DND_LEDGER_CACHE_EVENTS", "5000")
+        monkeypatch.setenv("DND_LEDGER_CACHE_ENTRIES", "5000")
         ledger = Settings.from_env(db=str(tmp_path / "c.db")).open()
         try:
-            assert ledger.repository.cache.budget == 5000  # type: ignore[union-attr]
+            assert ledger.repository.cache.entries == 5000  # type: ignore[union-attr]
         finally:
             ledger.close()
-        assert cli.fail("init", env={"DND_LEDGER_CACHE_EVENTS": "lots"}) == (
-            "Error: DND_LEDGER_CACHE_EVENTS must be a number, at least 0: 'lots'"
+        assert cli.fail("init", env={"DND_LEDGER_CACHE_ENTRIES": "lots"}) == (
+            "Error: DND_LEDGER_CACHE_ENTRIES must be a number, at least 0: 'lots'"
         )
 
     def test_the_sqlite_page_cache_comes_from_the_environment_and_is_checked(

@@ -17,7 +17,7 @@ from dnd_ledger.domain.contact import Contact
 from dnd_ledger.domain.errors import PermanentDnd
 from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.values import Channel, DndKind
-from dnd_ledger.storage.cache import EventBudgetCache
+from dnd_ledger.storage.cache import AggregateCache
 from dnd_ledger.storage.resume import ResumePoints
 
 P = "+14155550100"
@@ -26,7 +26,7 @@ TABLE = ResumePoints.TABLE
 
 def _cold(ledger: DndLedger) -> None:
     """Forget every cached aggregate: the next load is a miss."""
-    ledger.repository.cache = EventBudgetCache(10**9)
+    ledger.repository.cache = AggregateCache(10**9, keys=ledger.keys)
 
 
 def _replayed(ledger: DndLedger, aid: UUID) -> Contact | Address:
@@ -34,7 +34,7 @@ def _replayed(ledger: DndLedger, aid: UUID) -> Contact | Address:
     version = max(e.originator_version for e in ledger.events.get(aid))
     agg: object = ledger.repository.get(aid, version=version)
     assert isinstance(agg, Contact | Address)
-    agg.compact()
+    agg.compact(ledger.keys)
     return agg
 
 
@@ -157,7 +157,7 @@ def test_the_memento_names_every_attribute_of_the_aggregates(ledger: DndLedger) 
     assert set(vars(contact)) == memento.CONTACT_FIELDS
     assert set(vars(address)) == memento.ADDRESS_FIELDS
     for agg in (contact, address):
-        back = memento.restore(agg.id, agg.version, memento.memento(agg))
+        back = memento.restore(agg.id, agg.version, memento.memento(agg), ledger.keys)
         assert back is not None
-        agg.compact()
+        agg.compact(ledger.keys)
         assert _comparable(back) == _comparable(agg)

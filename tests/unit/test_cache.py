@@ -1,8 +1,8 @@
-"""The aggregate cache is bounded by the events its aggregates hold."""
+"""The aggregate cache is bounded by how many aggregates it holds; each is compacted."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
 import pytest
@@ -15,55 +15,82 @@ from dnd_ledger.domain.contact import Contact, HistoryNotLoaded
 from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.state import Effect, Op
 from dnd_ledger.domain.values import Channel, DndKind, Source
-from dnd_ledger.storage.cache import EventBudgetCache
+from dnd_ledger.storage.cache import AggregateCache
+
+
+class NoKeys:
+    """A keys table with no keys."""
+
+    def holds(self, owner: UUID, key: str) -> bool:
+        return False
+
+    def request_key(self, owner: UUID, request: str) -> str | None:
+        return None
 
 
 @dataclass
 class Agg:
     version: int
+    compacted_with: list[object] = field(default_factory=list)
+
+    def compact(self, keys: object) -> None:
+        self.compacted_with.append(keys)
 
 
-def test_least_recently_used_aggregates_go_first_once_over_budget() -> None:
-    cache = EventBudgetCache(budget=10)
+def test_least_recently_used_aggregates_go_first_once_over_the_entries() -> None:
+    cache = AggregateCache(2, keys=NoKeys())
     a, b, c = uuid4(), uuid4(), uuid4()
-    cache.put(a, Agg(4))
-    cache.put(b, Agg(4))
-    assert cache.get(a).version == 4  # a is now the most recently used
-    cache.put(c, Agg(4))  # 12 > 10: b, the least recently used, goes
+    cache.put(a, Agg(400))
+    cache.put(b, Agg(1))
+    assert cache.get(a).version == 400  # a is now the most recently used
+    cache.put(c, Agg(1))  # a third entry: b, the least recently used, goes
     assert a in cache
     assert c in cache
     assert b not in cache
-    assert cache.held == 8
+    assert cache.size() == 2
 
 
-def test_a_put_again_counts_the_aggregates_new_version() -> None:
-    cache = EventBudgetCache(budget=10)
-    a, b = uuid4(), uuid4()
-    cache.put(a, Agg(2))
-    cache.put(b, Agg(2))
-    cache.put(a, Agg(9))  # a grew: 11 > 10, b goes
-    assert cache.held == 9
-    assert b not in cache
-    assert a in cache
+def test_the_bound_counts_aggregates_not_their_versions() -> None:
+    cache = AggregateCache(3, keys=NoKeys())
+    ids = [uuid4() for _ in range(3)]
+    for n, aid in enumerate(ids):
+        cache.put(aid, Agg(10**6 * (n + 1)))  # versions summing to millions
+    assert all(aid in cache for aid in ids)
+    cache.put(ids[0], Agg(10**7))  # a put again is the same entry
+    assert cache.size() == 3
+    cache.put(uuid4(), Agg(1))
+    assert cache.size() == 3
+    assert ids[1] not in cache  # the least recently used one
+
+
+def test_every_aggregate_put_is_compacted_with_the_keys_table() -> None:
+    keys = NoKeys()
+    cache = AggregateCache(10, keys=keys)
+    agg = Agg(3)
+    cache.put(uuid4(), agg)
+    assert agg.compacted_with == [keys]
 
 
 def test_evict_removes_and_a_missing_key_is_a_key_error() -> None:
-    cache = EventBudgetCache(budget=10)
+    cache = AggregateCache(10, keys=NoKeys())
     a: UUID = uuid4()
     cache.put(a, Agg(3))
     assert cache.get(a, evict=True).version == 3
-    assert cache.held == 0
+    assert cache.size() == 0
     with pytest.raises(KeyError):
         cache.get(a)
     with pytest.raises(KeyError):
         cache.get(a, evict=True)
 
 
-def test_one_aggregate_bigger_than_the_budget_is_still_cached() -> None:
-    cache = EventBudgetCache(budget=10)
-    a = uuid4()
+def test_a_cache_of_no_entries_still_holds_the_last_aggregate_put() -> None:
+    cache = AggregateCache(0, keys=NoKeys())
+    a, b = uuid4(), uuid4()
     cache.put(a, Agg(50))
     assert a in cache
+    cache.put(b, Agg(1))
+    assert a not in cache
+    assert b in cache
     assert cache.size() == 1
 
 
@@ -103,7 +130,7 @@ def test_a_compacted_contact_refuses_a_late_event_and_stays_as_it_was(clock: Clo
     ledger.execute(c.SetDnd("loc-1", "ada", (Channel.CALL,), "bob"))
     contact = ledger.repository.get(contact_uuid("loc-1", "ada"))
     assert isinstance(contact, Contact)
-    contact.compact()
+    contact.compact(ledger.keys)
     version, state = contact.version, contact.state
     with pytest.raises(HistoryNotLoaded):
         contact.record(

@@ -8,7 +8,7 @@ the address later adopts everything recorded here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -17,7 +17,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from dnd_ledger.domain.keys import NAMESPACE
+from dnd_ledger.domain.keys import NAMESPACE, NO_KEYS, KeyLookup, added
 from dnd_ledger.domain.values import AddressKind, Source
 
 
@@ -79,7 +79,7 @@ class Address(Aggregate):
 
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, Address)
-            aggregate.keys.add(self.idempotency_key)
+            aggregate.keys = added(aggregate.keys, self.idempotency_key)
             if aggregate.signals is not None:
                 aggregate.signals.append(self.signal())
 
@@ -101,13 +101,29 @@ class Address(Aggregate):
         self.kind = kind
         self.ref = ref
         self.claimants: list[str] = []
-        self.keys: set[str] = set()
+        #: The idempotency keys of its signals: all of them while ``key_lookup`` is None;
+        #: once compacted, only those applied since (the lookup has the stored ones).
+        self.keys: Set[str] = NO_KEYS
+        self.key_lookup: KeyLookup | None = None
         #: What providers said, for contacts that claim the address later; None once
         #: compacted for the cache (the event store holds them: see :meth:`restore_signals`).
         self.signals: list[Signal] | None = []
 
-    def compact(self) -> None:
+    def compact(self, keys: KeyLookup) -> None:
+        """Forget the signals and the idempotency keys (the event store and ``keys``, the
+        keys of its stored events, hold them). Only for an address whose events are all
+        stored."""
+        if self._pending_events:
+            raise RuntimeError(f"address {self.id} has events not stored: it cannot compact")
         self.signals = None
+        self.keys = NO_KEYS
+        self.key_lookup = keys
+
+    def has_key(self, key: str) -> bool:
+        """Whether a signal with idempotency key ``key`` is recorded."""
+        if key in self.keys:
+            return True
+        return self.key_lookup is not None and self.key_lookup.holds(self.id, key)
 
     def restore_signals(self, events: Iterable[Any]) -> list[Signal]:
         """Rebuild the signals from this address's events (stored, then pending)."""

@@ -8,15 +8,15 @@ values themselves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from eventsourcing.domain import Aggregate
 
+from dnd_ledger.domain import keys as idem
 from dnd_ledger.domain import rulings
 from dnd_ledger.domain.errors import InvalidInput
-from dnd_ledger.domain.keys import contact_uuid, is_held, request_id
 from dnd_ledger.domain.state import Channels, DndState, Effect, Entry, fold
 from dnd_ledger.domain.values import Channel, Source
 
@@ -165,9 +165,11 @@ class Contact(Aggregate):
         #: Every effect, for a refold when an event arrives late; None once the
         #: aggregate is compacted for the cache (see :meth:`compact`).
         self.entries: list[Entry] | None = []
-        self.keys: set[str] = set()
+        #: Its events' keys (once compacted: those since, ``key_lookup`` has the rest).
+        self.keys: Set[str] = idem.NO_KEYS
         #: Request keys by request id (``request:ID`` -> the key with its content mark).
-        self.requests: dict[str, str] = {}
+        self.requests: Mapping[str, str] = idem.NO_REQUESTS
+        self.key_lookup: idem.KeyLookup | None = None
         self.state = DndState()
         self._last_occurred: datetime | None = None
         #: What each event not yet stored changed (version -> :class:`Change`).
@@ -196,7 +198,7 @@ class Contact(Aggregate):
         return cls._create(
             cls.Registered,
             timestamp=timestamp,
-            id=contact_uuid(location_id, contact_id),
+            id=idem.contact_uuid(location_id, contact_id),
             location_id=location_id,
             contact_id=contact_id,
             occurred_at=occurred_at,
@@ -296,7 +298,10 @@ class Contact(Aggregate):
     def has_key(self, key: str | None) -> bool:
         """Whether ``key`` is recorded (a reused request id raises, see
         :func:`~dnd_ledger.domain.keys.is_held`)."""
-        return key is not None and is_held(key, self.keys, self.requests, self.contact_id)
+        stored = None if self.key_lookup is None else idem.StoredKeys(self.key_lookup, self.id)
+        return key is not None and idem.is_held(
+            key, self.keys, self.requests, self.contact_id, stored
+        )
 
     def state_at(self, as_of: datetime | None = None, known_at: datetime | None = None) -> DndState:
         if known_at is None and (
@@ -308,11 +313,18 @@ class Contact(Aggregate):
         return fold(self.entries, as_of=as_of, known_at=known_at)
 
     # -- memory -----------------------------------------------------------------
-    def compact(self) -> None:
-        """Forget the entries (the event store holds them): a cached contact keeps
-        its current fold, idempotency keys and addresses, a fraction of the memory."""
+    def compact(self, keys: idem.KeyLookup) -> None:
+        """Forget the entries and the idempotency keys (the event store and ``keys`` hold
+        them; so all its events must be stored): a cached contact keeps its current fold
+        and addresses, and its memory does not grow with its history."""
+        if self._pending_events:
+            raise RuntimeError(f"contact {self.id} has events not stored: it cannot compact")
         self.entries = None
         self._changes = {}
+        self._applied = None  # left by a replay (only trigger_event clears it)
+        self.keys = idem.NO_KEYS
+        self.requests = idem.NO_REQUESTS
+        self.key_lookup = keys
 
     def needs_history(self, occurred_at: datetime) -> bool:
         """Compacted, and an event or a guard at ``occurred_at`` would refold the past."""
@@ -328,10 +340,8 @@ class Contact(Aggregate):
 
     # -- mutators (applied from events, also on replay) -------------------------
     def _keep_key(self, key: str) -> None:
-        self.keys.add(key)
-        request = request_id(key)
-        if request is not None:
-            self.requests[request] = key
+        self.keys = idem.added(self.keys, key)
+        self.requests = idem.with_request(self.requests, key)
 
     def _add_addresses(self, phones: list[str], emails: list[str]) -> None:
         self.phones.extend(p for p in phones if p not in self.phones)

@@ -5,8 +5,10 @@ The namespace and the key formats are stored (in event ids and in events): they 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from functools import lru_cache
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from dnd_ledger.domain.errors import IdempotencyKeyReused
@@ -16,6 +18,12 @@ NAMESPACE = uuid5(NAMESPACE_URL, "urn:dnd-ledger")
 REQUEST_PREFIX = "request:"
 #: Separates a key from the fingerprint of the content it was recorded with.
 CONTENT_MARK = "#content:"
+
+
+#: The keys and request keys of an aggregate that holds none in memory (shared, immutable:
+#: an empty set takes 216 bytes, times every cached aggregate).
+NO_KEYS: frozenset[str] = frozenset()
+NO_REQUESTS: Mapping[str, str] = MappingProxyType({})
 
 
 def content_key(base: str, fingerprint: str) -> str:
@@ -36,19 +44,81 @@ def request_id(key: str) -> str | None:
     return key.rpartition(CONTENT_MARK)[0] or key
 
 
-def is_held(key: str, keys: set[str], requests: Mapping[str, str], contact_id: str) -> bool:
-    """Whether ``key`` is among ``keys`` (an aggregate's), where ``requests`` maps each
+def added(keys: Set[str], key: str) -> set[str]:
+    """``keys`` with ``key``: added in place, or to a new set for the shared empty one."""
+    kept = keys if isinstance(keys, set) else set(keys)
+    kept.add(key)
+    return kept
+
+
+def with_request(requests: Mapping[str, str], key: str) -> Mapping[str, str]:
+    """``requests`` with ``key`` under its request id, if it is a request key: in place,
+    or in a new dict for the shared empty one."""
+    request = request_id(key)
+    if request is None:
+        return requests
+    kept = requests if isinstance(requests, dict) else dict(requests)
+    kept[request] = key
+    return kept
+
+
+class KeyLookup(Protocol):
+    """Where the idempotency keys of every stored event are (the keys table): what a
+    compacted aggregate consults for the keys it no longer holds in memory. A lookup that
+    cannot answer raises; it never answers "not held" for want of an answer."""
+
+    def holds(self, owner: UUID, key: str) -> bool:
+        """Whether aggregate ``owner`` recorded ``key`` in a stored event."""
+        ...
+
+    def request_key(self, owner: UUID, request: str) -> str | None:
+        """The key last recorded under request id ``request`` by ``owner`` (None: none)."""
+        ...
+
+
+class StoredKeys(NamedTuple):
+    """One aggregate's keys in a :class:`KeyLookup`."""
+
+    lookup: KeyLookup
+    owner: UUID
+
+    def holds(self, key: str) -> bool:
+        return self.lookup.holds(self.owner, key)
+
+    def request_key(self, request: str) -> str | None:
+        return self.lookup.request_key(self.owner, request)
+
+
+def is_held(
+    key: str,
+    keys: Set[str],
+    requests: Mapping[str, str],
+    contact_id: str,
+    stored: StoredKeys | None = None,
+) -> bool:
+    """Whether ``key`` is among an aggregate's keys, where ``requests`` maps each
     recorded request id to its key. A request key whose request id is recorded with other
     content is refused: a request id names one request, and reusing it for another must
-    not read as a harmless duplicate."""
+    not read as a harmless duplicate.
+
+    Without ``stored``, ``keys`` and ``requests`` are all the aggregate's keys. With it (a
+    compacted aggregate) they are those of the events applied since it was loaded, and
+    ``stored`` has those of every stored event: memory is the newer, so a request id in
+    ``requests`` is decided there."""
     if key in keys:
         return True
     base, mark, _ = key.rpartition(CONTENT_MARK)
-    held = requests.get(base) if mark else None
+    if not (mark and base.startswith(REQUEST_PREFIX)):
+        return stored is not None and stored.holds(key)
+    held = requests.get(base)
+    if held is None and stored is not None:
+        held = stored.request_key(base)
     if held is None:
-        return False
-    if held == base:
-        return True  # recorded before keys covered content: the id alone decides
+        return False  # a recorded request key is always listed under its request id
+    if held in (key, base):
+        return True  # ``base``: recorded before keys covered content, the id alone decides
+    if stored is not None and stored.holds(key):
+        return True  # recorded, and its id used again since: the key itself is held
     raise IdempotencyKeyReused(
         f"request id {base.removeprefix(REQUEST_PREFIX)!r} was already used for a different "
         f"request on contact {contact_id!r}; nothing was recorded: give each request "

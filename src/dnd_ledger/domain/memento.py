@@ -1,10 +1,12 @@
 """A compacted aggregate as plain JSON data, and back: where a cache miss resumes.
 
-A compacted aggregate (see :mod:`dnd_ledger.storage.cache`) keeps its current fold,
-idempotency keys and addresses, and drops the history the event store holds. Its
-memento is exactly that state, as JSON values; :func:`restore` rebuilds an aggregate
-equal to the one replaying every event would give (compacted), so the event store
-can resume from a memento and apply only the events stored after it.
+A compacted aggregate (see :mod:`dnd_ledger.storage.cache`) keeps its current fold
+and addresses, and drops the history the event store holds and the idempotency keys
+the keys table holds (:mod:`dnd_ledger.storage.keys`). Its memento is exactly that
+state, as JSON values; :func:`restore` rebuilds an aggregate equal to the one replaying
+every event would give (compacted), so the event store can resume from a memento and
+apply only the events stored after it. A memento holds no keys: its size does not grow
+with the aggregate's history.
 
 Every attribute of an aggregate is named here, in :data:`CONTACT_FIELDS` or
 :data:`ADDRESS_FIELDS`; a test fails when an aggregate gains one this module does not
@@ -19,22 +21,23 @@ from uuid import UUID
 
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
+from dnd_ledger.domain.keys import NO_KEYS, NO_REQUESTS, KeyLookup
 from dnd_ledger.domain.state import DndState
 from dnd_ledger.domain.values import AddressKind
 
 #: Bumped when the memento's shape changes: a memento of another version is ignored
 #: (the aggregate is replayed instead), never misread.
-VERSION = 1
+VERSION = 2  # 2: no idempotency keys (the keys table has them); 1 listed them
 
 #: The library's own attributes of every aggregate: id and version are the memento
 #: row's, pending events are never part of a stored state.
 _BASE = ("_id", "_version", "_pending_events", "_created_on", "_modified_on")
 CONTACT_FIELDS = frozenset({
     *_BASE, "location_id", "contact_id", "registered_at", "phones", "emails", "entries",
-    "keys", "requests", "state", "_last_occurred", "_changes", "_applied",
+    "keys", "requests", "key_lookup", "state", "_last_occurred", "_changes", "_applied",
 })  # fmt: skip
 ADDRESS_FIELDS = frozenset({
-    *_BASE, "location_id", "kind", "ref", "claimants", "keys", "signals",
+    *_BASE, "location_id", "kind", "ref", "claimants", "keys", "key_lookup", "signals",
 })  # fmt: skip
 
 
@@ -45,7 +48,6 @@ def memento(agg: Contact | Address) -> dict[str, Any]:
         "created_on": _iso(agg.created_on),
         "modified_on": _iso(agg.modified_on),
         "location_id": agg.location_id,
-        "keys": sorted(agg.keys),
     }
     if isinstance(agg, Contact):
         return {
@@ -55,7 +57,6 @@ def memento(agg: Contact | Address) -> dict[str, Any]:
             "registered_at": _iso(agg.registered_at),
             "phones": list(agg.phones),
             "emails": list(agg.emails),
-            "requests": dict(agg.requests),
             "state": agg.state.to_list(),
             "last_occurred": _iso(agg._last_occurred) if agg._last_occurred else None,
         }
@@ -68,9 +69,12 @@ def memento(agg: Contact | Address) -> dict[str, Any]:
     }
 
 
-def restore(aggregate_id: UUID, version: int, m: dict[str, Any]) -> Contact | Address | None:
-    """The compacted aggregate a memento holds, at ``version``; None when the memento
-    is of another shape (then the caller replays the events)."""
+def restore(
+    aggregate_id: UUID, version: int, m: dict[str, Any], keys: KeyLookup
+) -> Contact | Address | None:
+    """The compacted aggregate a memento holds, at ``version``, whose idempotency keys
+    are looked up in ``keys``; None when the memento is of another shape (then the
+    caller replays the events)."""
     if m.get("v") != VERSION:
         return None
     agg: Contact | Address
@@ -83,8 +87,9 @@ def restore(aggregate_id: UUID, version: int, m: dict[str, Any]) -> Contact | Ad
             phones=list(m["phones"]),
             emails=list(m["emails"]),
             entries=None,
-            keys=set(m["keys"]),
-            requests=dict(m["requests"]),
+            keys=NO_KEYS,
+            requests=NO_REQUESTS,
+            key_lookup=keys,
             state=DndState.from_list(m["state"]),
             _last_occurred=(
                 datetime.fromisoformat(m["last_occurred"]) if m["last_occurred"] else None
@@ -99,7 +104,8 @@ def restore(aggregate_id: UUID, version: int, m: dict[str, Any]) -> Contact | Ad
             kind=AddressKind(m["kind"]),
             ref=m["ref"],
             claimants=list(m["claimants"]),
-            keys=set(m["keys"]),
+            keys=NO_KEYS,
+            key_lookup=keys,
             signals=None,
         )
     else:

@@ -167,7 +167,7 @@ def record_confirmation(app: Ledger, unit: Unit, c: cmd.RecordConfirmation) -> O
     at = unit.time(c.occurred_at)
     address = unit.address(c.location_id, AddressKind.PHONE, ref)
     key = f"confirmation:{sid}"
-    if key in address.keys:
+    if address.has_key(key):
         return Outcome("duplicate", events=(CONFIRMATION_EVENT,), contacts=tuple(address.claimants))
     signals = unit.signals(address)
     opt_out = latest_opt_out(signals, c.channel, at)

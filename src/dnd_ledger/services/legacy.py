@@ -22,7 +22,7 @@ def import_legacy(ledger: Ledger, unit: Unit, c: cmd.ImportLegacy) -> Outcome:
     phones, emails = unit.phone_refs(c.phones), unit.email_refs(c.emails)
     contact = unit.contact(c.location_id, c.contact_id)
     key = legacy_key(ledger.keyring, c.dnd, phones, emails, c.occurred_at)
-    if contact is not None and key in contact.keys:  # an identical row: nothing new
+    if contact is not None and contact.has_key(key):  # an identical row: nothing new
         return Outcome("duplicate", contacts=(c.contact_id,))
     reg = ensure_contact(
         ledger, unit, c.location_id, c.contact_id, phones, emails, at, Source.IMPORT, ACTOR, None

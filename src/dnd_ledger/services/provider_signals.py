@@ -90,7 +90,7 @@ def record_signal(
 ) -> Outcome:  # fmt: skip
     """Record a provider event on its address, then on every contact that has it."""
     address = unit.address(location_id, kind, ref)
-    if key in address.keys:
+    if address.has_key(key):
         return Outcome("duplicate", events=(event,), contacts=tuple(address.claimants))
     stamp = ledger.policy.stamp
     signal = address.record_signal(

@@ -111,7 +111,7 @@ class Unit:
     def email_refs(self, emails: Iterable[str]) -> list[str]:
         return list(dict.fromkeys(self.ref(AddressKind.EMAIL, normalise_email(e)) for e in emails))
 
-    # -- compacted aggregates (see EventBudgetCache) ----------------------------------
+    # -- compacted aggregates (see AggregateCache) ------------------------------------
     def ready(self, contact: Contact, at: datetime) -> None:
         """Before an event or guard at ``at`` that would refold a compacted contact's past."""
         if contact.needs_history(at):
@@ -153,6 +153,7 @@ def save(ledger: Writer, unit: Unit) -> None:
                 # so writers queue there before they touch any other row (no
                 # deadlock over a personal-data row two batches both write).
                 ids = ledger.insert_events(c, staged.stored)
+                ledger.write_keys(c, staged)  # a compacted aggregate looks its keys up there
                 ledger.write_resume_points(c, staged)
                 written = ledger.vault.put_in(c, unit.pii)
                 events = list(zip(ids, staged.events, strict=True))

@@ -25,7 +25,8 @@ from eventsourcing.persistence import StoredEvent, Tracking, Transcoder
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact, HistoryNotLoaded
 from dnd_ledger.files import private_file
-from dnd_ledger.storage.cache import DEFAULT_BUDGET, EventBudgetCache
+from dnd_ledger.storage.cache import DEFAULT_ENTRIES, AggregateCache
+from dnd_ledger.storage.keys import KeysTable
 from dnd_ledger.storage.persistence import Database, Sql
 from dnd_ledger.storage.resume import ResumePoints
 from dnd_ledger.storage.sqlite_store import DEFAULT_CACHE_MIB
@@ -85,12 +86,12 @@ class EventStore(Application[UUID]):
         db: Database,
         *,
         env: dict[str, str] | None = None,
-        cache_events: int = DEFAULT_BUDGET,
+        cache_entries: int = DEFAULT_ENTRIES,
         sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
     ) -> None:
         self.db = db
         full_env = eventsourcing_env(db)
-        full_env["AGGREGATE_CACHE_MAXSIZE"] = "1"  # replaced below by an EventBudgetCache
+        full_env["AGGREGATE_CACHE_MAXSIZE"] = "1"  # replaced below by an AggregateCache
         full_env["DEEPCOPY_FROM_AGGREGATE_CACHE"] = "n"
         # Saved aggregates stay cached as they are; another process's newer
         # events surface as a version conflict on save, which evicts and retries.
@@ -100,13 +101,17 @@ class EventStore(Application[UUID]):
             full_env["CREATE_TABLE"] = "n"  # created once, under a lock, by create_tables
         full_env.update(env or {})
         super().__init__(env=full_env)
-        self.repository.cache = EventBudgetCache(cache_events)
         # The SQL recorders (SQLite, PostgreSQL) expose their datastore and tables.
         self._sql_recorder = _untyped(self.recorder)
         self.sql = Sql(self._sql_recorder.datastore, db.engine)
+        #: The idempotency keys of every stored event (see storage/keys.py): where a
+        #: compacted aggregate looks up the keys it no longer holds. Its tables are
+        #: created, and backfilled, by the ledger with the others (:meth:`open_keys`).
+        self.keys = KeysTable(self.sql)
+        self.repository.cache = AggregateCache(cache_entries, keys=self.keys)
         #: Where a cache miss resumes (see storage/resume.py); its table is created by
         #: the ledger with the others.
-        self.resume = ResumePoints(self.sql)
+        self.resume = ResumePoints(self.sql, self.keys)
 
     @property
     def events_table(self) -> str:
@@ -196,6 +201,18 @@ class EventStore(Application[UUID]):
             raise RuntimeError("the recorder did not return a notification id per event")
         return list(ids)
 
+    def open_keys(self) -> None:
+        """Backfill the keys table from the log unless it is marked complete (run with
+        the tables' creators: on PostgreSQL under their lock)."""
+        table = self.events_table
+        if self.db.engine == "postgres":
+            table = f'"{self._sql_recorder.datastore.schema}"."{table}"'
+        self.keys.open(table, self.mapper.to_domain_event)
+
+    def write_keys(self, c: Any, staged: Staged) -> None:
+        """The idempotency keys of the batch's events, in its transaction ``c``."""
+        self.keys.put_in(c, staged.events)
+
     def write_resume_points(self, c: Any, staged: Staged) -> None:
         """The resume points the batch's aggregates are due, in its transaction ``c``."""
         gained = Counter(e.originator_id for e in staged.processing.events)
@@ -214,7 +231,7 @@ class EventStore(Application[UUID]):
     # -- reading ----------------------------------------------------------------
     def get_aggregate(self, aggregate_id: UUID) -> Contact | Address | None:
         cache = self.repository.cache
-        if isinstance(cache, EventBudgetCache) and aggregate_id not in cache:
+        if isinstance(cache, AggregateCache) and aggregate_id not in cache:
             resumed = self._resume(aggregate_id)
             if resumed is not None:
                 cache.put(aggregate_id, resumed)
@@ -248,7 +265,7 @@ class EventStore(Application[UUID]):
         return newer  # type: ignore[return-value]
 
     def restore_history(self, agg: Contact | Address) -> None:
-        """Give a compacted aggregate (see EventBudgetCache) its history back: its
+        """Give a compacted aggregate (see AggregateCache) its history back: its
         stored events, then its pending ones."""
         pending = list(agg.pending_events)
         stored = self.events.get(agg.id, lte=agg.version - len(pending))

@@ -24,6 +24,7 @@ import orjson
 from dnd_ledger.domain import memento
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
+from dnd_ledger.domain.keys import KeyLookup
 from dnd_ledger.storage.persistence import Sql
 
 #: A resume point every this many events of an aggregate: a miss applies fewer.
@@ -33,8 +34,9 @@ EVERY = 4
 class ResumePoints:
     TABLE = "dnd_resume_points"
 
-    def __init__(self, sql: Sql, every: int = EVERY) -> None:
+    def __init__(self, sql: Sql, keys: KeyLookup, every: int = EVERY) -> None:
         self.sql = sql
+        self.keys = keys  # where a resumed aggregate's idempotency keys are
         self.every = every
         self._upsert = sql.q(
             f"INSERT INTO {self.TABLE} (aggregate_id, version, state) VALUES (?, ?, ?)"
@@ -78,4 +80,4 @@ class ResumePoints:
         )
         if row is None:
             return None
-        return memento.restore(aggregate_id, int(row[0]), orjson.loads(row[1]))
+        return memento.restore(aggregate_id, int(row[0]), orjson.loads(row[1]), self.keys)
