@@ -11,7 +11,8 @@ from tests.conftest import T0, Clock
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
 from dnd_ledger.domain.address import Address, address_uuid
-from dnd_ledger.domain.contact import Contact, HistoryNotLoaded
+from dnd_ledger.domain.contact import Contact
+from dnd_ledger.domain.errors import HistoryNotLoaded
 from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.state import Effect, Op
 from dnd_ledger.domain.values import Channel, DndKind, Source

@@ -6,6 +6,8 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dnd_ledger.domain.errors import IdempotencyKeyReused
 from dnd_ledger.domain.keys import (
@@ -14,7 +16,9 @@ from dnd_ledger.domain.keys import (
     StoredKeys,
     added,
     content_key,
+    filter_with,
     is_held,
+    may_hold,
     request_id,
     with_request,
 )
@@ -32,6 +36,10 @@ class Table:
         self.keys = set(keys)
         self.requests = {r: k for k in keys if (r := request_id(k)) is not None}
         self.asked: list[str] = []
+        #: The owner's key filter: every key it recorded (memory's too, as an aggregate's).
+        self.key_filter = 0
+        for k in keys:
+            self.key_filter = filter_with(self.key_filter, k)
 
     def holds(self, owner: UUID, key: str) -> bool:
         assert owner == OWNER
@@ -51,7 +59,10 @@ def _held(key: str, table: Table, *memory: str) -> bool:
         keys.add(k)
         if (r := request_id(k)) is not None:
             requests[r] = k
-    return is_held(key, keys, requests, "ada", StoredKeys(table, OWNER))
+    key_filter = table.key_filter
+    for k in memory:
+        key_filter = filter_with(key_filter, k)
+    return is_held(key, keys, requests, "ada", StoredKeys(table, OWNER, key_filter))
 
 
 def _all_in_memory(key: str, *keys: str) -> bool:
@@ -90,13 +101,42 @@ def test_memory_is_newer_than_the_table() -> None:
         _all_in_memory(K3, K1, K2)
 
 
-def test_one_lookup_answers_a_new_request_and_none_a_key_in_memory() -> None:
-    table = Table()
+def test_a_new_key_asks_the_table_nothing_and_a_key_in_memory_neither() -> None:
+    table = Table("inbound:SM9", content_key("request:r9", "zzz"))
     assert not _held(K1, table)
-    assert table.asked == ["request:r1"]
+    assert not _held("inbound:SM1", table)
+    assert table.asked == []  # the filter says neither was ever recorded
     table = Table()
     assert _held("inbound:SM1", table, "inbound:SM1")
     assert table.asked == []
+
+
+def test_a_key_the_filter_may_hold_is_decided_by_the_table() -> None:
+    table = Table()
+    table.key_filter = (1 << 256) - 1  # every position set: "may hold" for every key
+    assert not _held("inbound:SM1", table)
+    assert not _held(K1, table)
+    assert table.asked == ["inbound:SM1", "request:r1"]
+
+
+@given(st.lists(st.text(min_size=1, max_size=40), max_size=60), st.text(max_size=12))
+def test_the_filter_holds_every_key_and_request_id_recorded(keys: list[str], fp: str) -> None:
+    recorded = [*keys, *(content_key(f"request:{k}", fp) for k in keys)]
+    bits = 0
+    for k in recorded:
+        bits = filter_with(bits, k)
+    assert bits < 1 << 256
+    for k in recorded:
+        assert may_hold(bits, k)
+        # Another content under a recorded request id is never skipped: it must be
+        # refused (or found) by the table.
+        if (r := request_id(k)) is not None and r != k:
+            assert may_hold(bits, content_key(r, fp + "other"))
+
+
+def test_an_empty_filter_holds_nothing() -> None:
+    assert not may_hold(0, "inbound:SM1")
+    assert not may_hold(0, K1)
 
 
 def test_a_failing_lookup_raises_and_never_reads_as_not_held() -> None:
@@ -108,9 +148,9 @@ def test_a_failing_lookup_raises_and_never_reads_as_not_held() -> None:
             raise OSError("database gone")
 
     with pytest.raises(OSError, match="database gone"):
-        _held("inbound:SM1", Broken())
+        _held("inbound:SM1", Broken("inbound:SM1"))
     with pytest.raises(OSError, match="database gone"):
-        _held(K1, Broken())
+        _held(K1, Broken(K1))
 
 
 def test_the_shared_empty_keys_are_never_mutated() -> None:

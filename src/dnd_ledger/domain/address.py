@@ -17,7 +17,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from dnd_ledger.domain.keys import NAMESPACE, NO_KEYS, KeyLookup, added
+from dnd_ledger.domain.keys import NAMESPACE, NO_KEYS, KeyLookup, added, filter_with, may_hold
 from dnd_ledger.domain.values import AddressKind, Source
 
 
@@ -80,6 +80,7 @@ class Address(Aggregate):
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, Address)
             aggregate.keys = added(aggregate.keys, self.idempotency_key)
+            aggregate.key_filter = filter_with(aggregate.key_filter, self.idempotency_key)
             if aggregate.signals is not None:
                 aggregate.signals.append(self.signal())
 
@@ -105,6 +106,8 @@ class Address(Aggregate):
         #: once compacted, only those applied since (the lookup has the stored ones).
         self.keys: Set[str] = NO_KEYS
         self.key_lookup: KeyLookup | None = None
+        #: Every key it recorded, as a fixed-size filter (see domain.keys.may_hold).
+        self.key_filter = 0
         #: What providers said, for contacts that claim the address later; None once
         #: compacted for the cache (the event store holds them: see :meth:`restore_signals`).
         self.signals: list[Signal] | None = []
@@ -123,7 +126,9 @@ class Address(Aggregate):
         """Whether a signal with idempotency key ``key`` is recorded."""
         if key in self.keys:
             return True
-        return self.key_lookup is not None and self.key_lookup.holds(self.id, key)
+        if self.key_lookup is None or not may_hold(self.key_filter, key):
+            return False
+        return self.key_lookup.holds(self.id, key)
 
     def restore_signals(self, events: Iterable[Any]) -> list[Signal]:
         """Rebuild the signals from this address's events (stored, then pending)."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from eventsourcing.domain import Aggregate
 
 from dnd_ledger.domain import keys as idem
 from dnd_ledger.domain import rulings
-from dnd_ledger.domain.errors import InvalidInput
-from dnd_ledger.domain.state import Channels, DndState, Effect, Entry, fold
+from dnd_ledger.domain.errors import HistoryNotLoaded, InvalidInput
+from dnd_ledger.domain.state import ChannelChange, DndState, Effect, Entry, fold
 from dnd_ledger.domain.values import Channel, Source
 
 
@@ -170,10 +170,12 @@ class Contact(Aggregate):
         #: Request keys by request id (``request:ID`` -> the key with its content mark).
         self.requests: Mapping[str, str] = idem.NO_REQUESTS
         self.key_lookup: idem.KeyLookup | None = None
+        #: Every key and request id it recorded, as a fixed-size filter (kept compacted).
+        self.key_filter = 0
         self.state = DndState()
         self._last_occurred: datetime | None = None
-        #: What each event not yet stored changed (version -> :class:`Change`).
-        self._changes: dict[int, Change] = {}
+        #: What each event not yet stored changed (version -> its ChannelChange).
+        self._changes: dict[int, ChannelChange] = {}
         #: The effect of the DND event being applied, for its note (None: not one).
         self._applied: Effect | None = None
         self._add_addresses(phones, emails)
@@ -274,10 +276,10 @@ class Contact(Aggregate):
         before = self.state.channels()
         self._applied = None
         super().trigger_event(event_class, **kwargs)
-        self._changes[self.version] = Change(before, self.state.channels(), self._applied)
+        self._changes[self.version] = ChannelChange(before, self.state.channels(), self._applied)
         self._applied = None
 
-    def change_of(self, version: int) -> Change | None:
+    def change_of(self, version: int) -> ChannelChange | None:
         """What this contact's event ``version`` changed, if it is one of the events
         triggered since the last were stored (None otherwise)."""
         return self._changes.get(version)
@@ -298,7 +300,8 @@ class Contact(Aggregate):
     def has_key(self, key: str | None) -> bool:
         """Whether ``key`` is recorded (a reused request id raises, see
         :func:`~dnd_ledger.domain.keys.is_held`)."""
-        stored = None if self.key_lookup is None else idem.StoredKeys(self.key_lookup, self.id)
+        lookup = self.key_lookup
+        stored = None if lookup is None else idem.StoredKeys(lookup, self.id, self.key_filter)
         return key is not None and idem.is_held(
             key, self.keys, self.requests, self.contact_id, stored
         )
@@ -341,6 +344,7 @@ class Contact(Aggregate):
     # -- mutators (applied from events, also on replay) -------------------------
     def _keep_key(self, key: str) -> None:
         self.keys = idem.added(self.keys, key)
+        self.key_filter = idem.filter_with(self.key_filter, key)
         self.requests = idem.with_request(self.requests, key)
 
     def _add_addresses(self, phones: list[str], emails: list[str]) -> None:
@@ -370,19 +374,6 @@ class Contact(Aggregate):
             self.state = fold(entries)
 
 
-class Change(NamedTuple):
-    """What one event did to a contact: the channels before and after it, and its effect
-    (None for an event that is not a DND event)."""
-
-    before: Channels
-    after: Channels
-    effect: Effect | None
-
-
-class HistoryNotLoaded(RuntimeError):
-    """A compacted contact was asked to refold its past (the caller restores it first)."""
-
-
 def _entry(event: Contact.DndEvent) -> Entry:
     return Entry(
         occurred_at=event.occurred_at,
@@ -401,4 +392,4 @@ EVENT_CLASSES: dict[str, type[Contact.DndEvent]] = {
     if isinstance(cls, type) and issubclass(cls, Contact.DndEvent) and cls is not Contact.DndEvent
 }
 
-__all__ = ["EVENT_CLASSES", "Change", "Contact", "HistoryNotLoaded"]
+__all__ = ["EVENT_CLASSES", "Contact"]

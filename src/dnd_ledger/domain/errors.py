@@ -57,3 +57,7 @@ class AlreadyResolved(LedgerError):
 
 class UnknownReviewItem(LedgerError):
     """No suspected revocation with that item id in that location."""
+
+
+class HistoryNotLoaded(RuntimeError):
+    """A compacted contact was asked to refold its past (the caller restores it first)."""

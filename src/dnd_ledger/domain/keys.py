@@ -5,6 +5,7 @@ The namespace and the key formats are stored (in event ids and in events): they 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Set
 from functools import lru_cache
 from types import MappingProxyType
@@ -62,6 +63,37 @@ def with_request(requests: Mapping[str, str], key: str) -> Mapping[str, str]:
     return kept
 
 
+#: An aggregate's key filter: a 256-bit set (a Bloom filter of 3 positions an item) of
+#: every idempotency key and request id it has recorded. It never grows; a key whose
+#: positions are not all set was never recorded, so a compacted aggregate skips the
+#: keys table for it (most keys are new). Stored in resume points: its hashing never
+#: changes.
+FILTER_BITS = 256
+_FILTER_PERSON = b"dnd-ledger-keys"
+
+
+def _positions(item: str) -> int:
+    d = hashlib.blake2b(item.encode(), digest_size=3, person=_FILTER_PERSON).digest()
+    return (1 << d[0]) | (1 << d[1]) | (1 << d[2])
+
+
+def filter_with(bits: int, key: str) -> int:
+    """A key filter ``bits`` with ``key`` (and its request id, for a request key)."""
+    bits |= _positions(key)
+    request = request_id(key)
+    if request is not None and request != key:
+        bits |= _positions(request)
+    return bits
+
+
+def may_hold(bits: int, key: str) -> bool:
+    """Whether the key filter ``bits`` may hold ``key``: False means it was never
+    recorded, nor (for a request key) any key under its request id."""
+    base, mark, _ = key.rpartition(CONTENT_MARK)
+    probe = _positions(base if mark and base.startswith(REQUEST_PREFIX) else key)
+    return bits & probe == probe
+
+
 class KeyLookup(Protocol):
     """Where the idempotency keys of every stored event are (the keys table): what a
     compacted aggregate consults for the keys it no longer holds in memory. A lookup that
@@ -77,10 +109,12 @@ class KeyLookup(Protocol):
 
 
 class StoredKeys(NamedTuple):
-    """One aggregate's keys in a :class:`KeyLookup`."""
+    """One aggregate's keys in a :class:`KeyLookup`, and its key filter (which holds
+    every one of them: see :func:`may_hold`)."""
 
     lookup: KeyLookup
     owner: UUID
+    key_filter: int
 
     def holds(self, key: str) -> bool:
         return self.lookup.holds(self.owner, key)
@@ -104,9 +138,12 @@ def is_held(
     Without ``stored``, ``keys`` and ``requests`` are all the aggregate's keys. With it (a
     compacted aggregate) they are those of the events applied since it was loaded, and
     ``stored`` has those of every stored event: memory is the newer, so a request id in
-    ``requests`` is decided there."""
+    ``requests`` is decided there; and the lookup is asked only when the aggregate's key
+    filter may hold the key (see :func:`may_hold`)."""
     if key in keys:
         return True
+    if stored is not None and not may_hold(stored.key_filter, key):
+        return False  # never recorded, nor (a request key) anything under its request id
     base, mark, _ = key.rpartition(CONTENT_MARK)
     if not (mark and base.startswith(REQUEST_PREFIX)):
         return stored is not None and stored.holds(key)

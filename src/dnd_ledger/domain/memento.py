@@ -27,17 +27,17 @@ from dnd_ledger.domain.values import AddressKind
 
 #: Bumped when the memento's shape changes: a memento of another version is ignored
 #: (the aggregate is replayed instead), never misread.
-VERSION = 2  # 2: no idempotency keys (the keys table has them); 1 listed them
+VERSION = 3  # 3: the key filter; 2: no idempotency keys (the keys table has them); 1 listed them
 
 #: The library's own attributes of every aggregate: id and version are the memento
 #: row's, pending events are never part of a stored state.
 _BASE = ("_id", "_version", "_pending_events", "_created_on", "_modified_on")
 CONTACT_FIELDS = frozenset({
     *_BASE, "location_id", "contact_id", "registered_at", "phones", "emails", "entries",
-    "keys", "requests", "key_lookup", "state", "_last_occurred", "_changes", "_applied",
+    "keys", "requests", "key_lookup", "key_filter", "state", "_last_occurred", "_changes", "_applied",
 })  # fmt: skip
 ADDRESS_FIELDS = frozenset({
-    *_BASE, "location_id", "kind", "ref", "claimants", "keys", "key_lookup", "signals",
+    *_BASE, "location_id", "kind", "ref", "claimants", "keys", "key_lookup", "key_filter", "signals",
 })  # fmt: skip
 
 
@@ -48,6 +48,7 @@ def memento(agg: Contact | Address) -> dict[str, Any]:
         "created_on": _iso(agg.created_on),
         "modified_on": _iso(agg.modified_on),
         "location_id": agg.location_id,
+        "key_filter": f"{agg.key_filter:x}",
     }
     if isinstance(agg, Contact):
         return {
@@ -90,6 +91,7 @@ def restore(
             keys=NO_KEYS,
             requests=NO_REQUESTS,
             key_lookup=keys,
+            key_filter=int(m["key_filter"], 16),
             state=DndState.from_list(m["state"]),
             _last_occurred=(
                 datetime.fromisoformat(m["last_occurred"]) if m["last_occurred"] else None
@@ -106,6 +108,7 @@ def restore(
             claimants=list(m["claimants"]),
             keys=NO_KEYS,
             key_lookup=keys,
+            key_filter=int(m["key_filter"], 16),
             signals=None,
         )
     else:

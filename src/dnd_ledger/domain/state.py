@@ -170,6 +170,15 @@ Channels = dict[Channel, ChannelState]
 ALL_INACTIVE: Mapping[Channel, ChannelState] = dict.fromkeys(ALL_CHANNELS, INACTIVE)
 
 
+class ChannelChange(NamedTuple):
+    """What one event did to a contact: the channels before and after it, and its effect
+    (None for an event that is not a DND event)."""
+
+    before: Channels
+    after: Channels
+    effect: Effect | None
+
+
 @dataclass
 class DndState:
     """The blocks of every channel; a mutable accumulator for the fold."""

@@ -20,20 +20,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dnd_ledger.domain.address import Address
-from dnd_ledger.domain.contact import Change, Contact
-from dnd_ledger.domain.state import ALL_INACTIVE, Channels, overall
+from dnd_ledger.domain.contact import Contact
+from dnd_ledger.domain.state import ALL_INACTIVE, ChannelChange, Channels, overall
 from dnd_ledger.domain.values import ALL_CHANNELS
 from dnd_ledger.projections.batch import Batch
 from dnd_ledger.projections.rows import NAME, ContactView, changed, contact_audit_row, stats_keys
 
-_REGISTERED = Change(dict(ALL_INACTIVE), dict(ALL_INACTIVE), None)
+_REGISTERED = ChannelChange(dict(ALL_INACTIVE), dict(ALL_INACTIVE), None)
 
 
 def fill(work: Batch, events: Sequence[tuple[int, Any]], aggregates: Mapping[Any, Any]) -> bool:
     """Take ``events`` (position, event) into ``work`` from ``aggregates`` (by id);
     False, with ``work`` untouched, when an event's aggregate or its note is missing
     (then the caller folds the events as catch-up does)."""
-    changes: list[Change | None] = []
+    changes: list[ChannelChange | None] = []
     for _position, e in events:
         agg = aggregates.get(e.originator_id)
         if isinstance(e, Contact.Event) and isinstance(agg, Contact):
@@ -58,7 +58,7 @@ def fill(work: Batch, events: Sequence[tuple[int, Any]], aggregates: Mapping[Any
     return True
 
 
-def _contact(work: Batch, position: int, e: Any, agg: Contact, change: Change) -> None:
+def _contact(work: Batch, position: int, e: Any, agg: Contact, change: ChannelChange) -> None:
     before, after, effect = change
     aid = str(e.originator_id)
     cv = work.contacts.get(aid)

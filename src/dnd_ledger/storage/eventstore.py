@@ -23,7 +23,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import StoredEvent, Tracking, Transcoder
 
 from dnd_ledger.domain.address import Address
-from dnd_ledger.domain.contact import Contact, HistoryNotLoaded
+from dnd_ledger.domain.contact import Contact
+from dnd_ledger.domain.errors import HistoryNotLoaded
 from dnd_ledger.files import private_file
 from dnd_ledger.storage.cache import DEFAULT_ENTRIES, AggregateCache
 from dnd_ledger.storage.keys import KeysTable
