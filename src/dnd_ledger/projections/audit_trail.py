@@ -13,14 +13,23 @@ that does so; a decision's history by :func:`rows.entry_of`, as the projector do
 
 Rows are decoded only when a field of the event is asked for, so a reader that
 filters on the view's own columns first decodes only what it keeps.
+
+One contact's or one address's rows are read through the events table's own index
+on (originator id, version) (:meth:`AuditTrail.of_aggregate`): the aggregate id is
+derived from the location and the contact id or the address reference
+(``domain/keys.py``, ``domain/address.py``), so the audit view keeps no index of its
+own on them (each was one more page written at random per stored event).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from dnd_ledger.domain.address import address_uuid
 from dnd_ledger.domain.contact import EVENT_CLASSES
+from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.state import Entry
 from dnd_ledger.projections.rows import EventFields, entry_of, event_fields
 
@@ -32,6 +41,8 @@ if TYPE_CHECKING:
 Fetch = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 #: Decodes a row of the events table: originator id, version, topic, state.
 Decode = Callable[[Any, int, str, bytes], Any]
+#: An aggregate id as the events table stores it (its ``originator_id`` column).
+StoredId = Callable[[UUID], Any]
 
 _COLUMNS = (
     "a.position, a.aggregate_id, a.version, a.location_id, a.contact_id, a.address_ref,"
@@ -113,16 +124,21 @@ class AuditRecord:
 class AuditTrail:
     """Reads the audit view joined to the events it describes."""
 
-    def __init__(self, sql: Sql, decode: Decode, events: tuple[str, str]) -> None:
+    def __init__(
+        self, sql: Sql, decode: Decode, events: tuple[str, str], stored_id: StoredId
+    ) -> None:
         self.sql = sql
         self.decode = decode
+        self.stored_id = stored_id
         table, column = events
         self._from = f"dnd_audit a JOIN {table} e ON e.{column} = a.position"
+        # From one aggregate's events (the events table's originator index) to their rows.
+        self._of_aggregate = f"{table} e JOIN dnd_audit a ON a.position = e.{column}"
         self._entries: dict[tuple[int, str, int], Entry] = {}
 
     @classmethod
     def of(cls, app: EventLog) -> AuditTrail:
-        return cls(app.sql, app.decode_stored, app.events_by_position)
+        return cls(app.sql, app.decode_stored, app.events_by_position, app.stored_id)
 
     def statement(self, where: str = "", tail: str = BY_POSITION) -> str:
         """A SELECT of the joined rows (``where`` names the view's columns as ``a.*``),
@@ -144,6 +160,65 @@ class AuditTrail:
         rows = run(self.statement(where, tail), tuple(params))
         return [AuditRecord(r, self.decode) for r in rows]
 
+    def of_aggregate(
+        self,
+        aggregate_id: UUID,
+        where: str = "",
+        params: Sequence[Any] = (),
+        *,
+        tail: str = BY_POSITION,
+        fetch: Fetch | None = None,
+    ) -> list[AuditRecord]:
+        """Like :meth:`read`, of the rows of one aggregate's events only: found by the
+        events table's index on their originator id, then joined on position."""
+        statement = self.sql.q(
+            f"SELECT {_COLUMNS} FROM {self._of_aggregate}"
+            f" WHERE e.originator_id = ?{_and(where)}{tail}"
+        )
+        run = fetch or self.sql.fetchall
+        rows = run(statement, (self.stored_id(aggregate_id), *params))
+        return [AuditRecord(r, self.decode) for r in rows]
+
+    def of_contact(
+        self,
+        location_id: str,
+        contact_id: str,
+        where: str = "",
+        params: Sequence[Any] = (),
+        *,
+        tail: str = BY_POSITION,
+        fetch: Fetch | None = None,
+    ) -> list[AuditRecord]:
+        """The rows ``a.location_id = location_id AND a.contact_id = contact_id``
+        selects (and ``where``), read through the contact's aggregate."""
+        return self.of_aggregate(
+            contact_uuid(location_id, contact_id),
+            f"a.location_id = ? AND a.contact_id = ?{_and(where)}",
+            (location_id, contact_id, *params),
+            tail=tail,
+            fetch=fetch,
+        )
+
+    def of_address(
+        self,
+        location_id: str,
+        ref: str,
+        where: str = "",
+        params: Sequence[Any] = (),
+        *,
+        tail: str = BY_POSITION,
+        fetch: Fetch | None = None,
+    ) -> list[AuditRecord]:
+        """The rows ``a.location_id = location_id AND a.address_ref = ref`` selects
+        (and ``where``), read through the address's aggregate."""
+        return self.of_aggregate(
+            address_uuid(location_id, ref),
+            f"a.location_id = ? AND a.address_ref = ?{_and(where)}",
+            (location_id, ref, *params),
+            tail=tail,
+            fetch=fetch,
+        )
+
     def scan(
         self, where: str = "", params: Sequence[Any] = (), *, chunk: int = 1000,
         fetch: Fetch | None = None,
@@ -163,10 +238,8 @@ class AuditTrail:
     def entries(self, location_id: str, contact_id: str, fetch: Fetch | None = None) -> list[Entry]:
         """The contact's DND events as the fold's entries, in log order."""
         marks = ", ".join("?" * len(DND_EVENTS))
-        found = self.read(
-            f"a.location_id = ? AND a.contact_id = ? AND a.event IN ({marks})",
-            (location_id, contact_id, *DND_EVENTS),
-            fetch=fetch,
+        found = self.of_contact(
+            location_id, contact_id, f"a.event IN ({marks})", DND_EVENTS, fetch=fetch
         )
         cache, out = self._entries, []
         for r in found:
@@ -181,4 +254,8 @@ class AuditTrail:
         return out
 
 
-__all__ = ["DND_EVENTS", "RECORD_FIELDS", "AuditRecord", "AuditTrail", "Fetch"]
+def _and(where: str) -> str:
+    return f" AND ({where})" if where else ""
+
+
+__all__ = ["DND_EVENTS", "RECORD_FIELDS", "AuditRecord", "AuditTrail", "Fetch", "StoredId"]
