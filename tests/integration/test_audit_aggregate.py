@@ -7,6 +7,7 @@ view's earlier indexes on contact and address are dropped when a ledger is opene
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from tests.conftest import SHARED_DATABASES, TEST_KEY, Clock
@@ -118,6 +119,12 @@ def test_a_row_of_another_contact_under_the_aggregate_is_an_error(
     )
     with pytest.raises(RuntimeError, match=f"not of address {L}/{ref.address_ref}"):
         trail.of_address(L, str(ref.address_ref))
+    bob = trail.of_contact(L, "bob")[-1]
+    ledger.sql.execute(
+        "UPDATE dnd_audit SET aggregate_id = ? WHERE position = ?", (str(uuid4()), bob.position)
+    )
+    with pytest.raises(RuntimeError, match=f"position {bob.position} is of"):
+        trail.of_contact(L, "bob")
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

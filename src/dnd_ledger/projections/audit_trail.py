@@ -185,8 +185,17 @@ class AuditTrail:
             f" WHERE e.originator_id = ?{_and(where)}{tail}"
         )
         run = fetch or self.sql.fetchall
-        rows = run(statement, (self.stored_id(aggregate_id), *params))
-        return [AuditRecord(r, self.decode) for r in rows]
+        found = [
+            AuditRecord(r, self.decode)
+            for r in run(statement, (self.stored_id(aggregate_id), *params))
+        ]
+        for r in found:
+            if r.aggregate_id != str(aggregate_id):  # the view and the log disagree
+                raise RuntimeError(
+                    f"the audit row at position {r.position} is of {r.aggregate_id},"
+                    f" its event of {aggregate_id}"
+                )
+        return found
 
     def of_contact(
         self,
@@ -264,9 +273,9 @@ def _all_of(
     key: Callable[[AuditRecord], str | None],
 ) -> list[AuditRecord]:
     """``found`` (an aggregate's rows), checked to be all of the contact or address
-    whose id the aggregate's is derived from. The location and contact or reference
-    are not in the statement: there, PostgreSQL's planner may prefer the location's
-    index (every row of the location) to the events table's index on the aggregate."""
+    whose id the aggregate's is derived from: a row that is not is the view disagreeing
+    with the log, an error rather than a row silently left out (the statement has no
+    condition on the location and contact or reference for the same reason)."""
     for r in found:
         if (r.location_id, key(r)) != expected:  # the view and the log disagree: show neither
             raise RuntimeError(
