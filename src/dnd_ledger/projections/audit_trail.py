@@ -13,14 +13,23 @@ that does so; a decision's history by :func:`rows.entry_of`, as the projector do
 
 Rows are decoded only when a field of the event is asked for, so a reader that
 filters on the view's own columns first decodes only what it keeps.
+
+One contact's or one address's rows are read through the events table's own index
+on (originator id, version) (:meth:`AuditTrail.of_aggregate`): the aggregate id is
+derived from the location and the contact id or the address reference
+(``domain/keys.py``, ``domain/address.py``), so the audit view keeps no index of its
+own on them (each was one more page written at random per stored event).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from dnd_ledger.domain.address import address_uuid
 from dnd_ledger.domain.contact import EVENT_CLASSES
+from dnd_ledger.domain.keys import contact_uuid
 from dnd_ledger.domain.state import Entry
 from dnd_ledger.projections.rows import EventFields, entry_of, event_fields
 
@@ -32,6 +41,8 @@ if TYPE_CHECKING:
 Fetch = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 #: Decodes a row of the events table: originator id, version, topic, state.
 Decode = Callable[[Any, int, str, bytes], Any]
+#: An aggregate id as the events table stores it (its ``originator_id`` column).
+StoredId = Callable[[UUID], Any]
 
 _COLUMNS = (
     "a.position, a.aggregate_id, a.version, a.location_id, a.contact_id, a.address_ref,"
@@ -113,16 +124,30 @@ class AuditRecord:
 class AuditTrail:
     """Reads the audit view joined to the events it describes."""
 
-    def __init__(self, sql: Sql, decode: Decode, events: tuple[str, str]) -> None:
+    def __init__(
+        self, sql: Sql, decode: Decode, events: tuple[str, str], stored_id: StoredId
+    ) -> None:
         self.sql = sql
         self.decode = decode
+        self.stored_id = stored_id
         table, column = events
         self._from = f"dnd_audit a JOIN {table} e ON e.{column} = a.position"
+        # From one aggregate's events (the events table's index on its originator id)
+        # to their rows, one lookup of the view's primary key each: the order is fixed
+        # (SQLite's CROSS JOIN; on PostgreSQL a lateral subquery it cannot flatten), so
+        # no estimate of the other conditions turns it into a scan of the view.
+        if sql.dialect == "postgres":
+            self._of_aggregate = (
+                f"{table} e CROSS JOIN LATERAL"
+                f" (SELECT * FROM dnd_audit WHERE position = e.{column} OFFSET 0) a"
+            )
+        else:
+            self._of_aggregate = f"{table} e CROSS JOIN dnd_audit a ON a.position = e.{column}"
         self._entries: dict[tuple[int, str, int], Entry] = {}
 
     @classmethod
     def of(cls, app: EventLog) -> AuditTrail:
-        return cls(app.sql, app.decode_stored, app.events_by_position)
+        return cls(app.sql, app.decode_stored, app.events_by_position, app.stored_id)
 
     def statement(self, where: str = "", tail: str = BY_POSITION) -> str:
         """A SELECT of the joined rows (``where`` names the view's columns as ``a.*``),
@@ -144,6 +169,68 @@ class AuditTrail:
         rows = run(self.statement(where, tail), tuple(params))
         return [AuditRecord(r, self.decode) for r in rows]
 
+    def of_aggregate(
+        self,
+        aggregate_id: UUID,
+        where: str = "",
+        params: Sequence[Any] = (),
+        *,
+        tail: str = BY_POSITION,
+        fetch: Fetch | None = None,
+    ) -> list[AuditRecord]:
+        """Like :meth:`read`, of the rows of one aggregate's events only: found by the
+        events table's index on their originator id, then joined on position."""
+        statement = self.sql.q(
+            f"SELECT {_COLUMNS} FROM {self._of_aggregate}"
+            f" WHERE e.originator_id = ?{_and(where)}{tail}"
+        )
+        run = fetch or self.sql.fetchall
+        found = [
+            AuditRecord(r, self.decode)
+            for r in run(statement, (self.stored_id(aggregate_id), *params))
+        ]
+        for r in found:
+            if r.aggregate_id != str(aggregate_id):  # the view and the log disagree
+                raise RuntimeError(
+                    f"the audit row at position {r.position} is of {r.aggregate_id},"
+                    f" its event of {aggregate_id}"
+                )
+        return found
+
+    def of_contact(
+        self,
+        location_id: str,
+        contact_id: str,
+        where: str = "",
+        params: Sequence[Any] = (),
+        *,
+        tail: str = BY_POSITION,
+        fetch: Fetch | None = None,
+    ) -> list[AuditRecord]:
+        """The rows ``a.location_id = location_id AND a.contact_id = contact_id``
+        selects (and ``where``), read through the contact's aggregate."""
+        found = self.of_aggregate(
+            contact_uuid(location_id, contact_id), where, params, tail=tail, fetch=fetch
+        )
+        return _all_of(found, "contact", (location_id, contact_id), lambda r: r.contact_id)
+
+    def of_address(
+        self,
+        location_id: str,
+        ref: str,
+        where: str = "",
+        params: Sequence[Any] = (),
+        *,
+        tail: str = BY_POSITION,
+        fetch: Fetch | None = None,
+    ) -> list[AuditRecord]:
+        """The rows ``a.location_id = location_id AND a.address_ref = ref`` selects
+        (and ``where``), read through the address's aggregate."""
+        found = self.of_aggregate(
+            address_uuid(location_id, ref), where, params, tail=tail, fetch=fetch
+        )
+        return _all_of(found, "address", (location_id, ref), lambda r: r.address_ref)
+
     def scan(
         self, where: str = "", params: Sequence[Any] = (), *, chunk: int = 1000,
         fetch: Fetch | None = None,
@@ -163,10 +250,8 @@ class AuditTrail:
     def entries(self, location_id: str, contact_id: str, fetch: Fetch | None = None) -> list[Entry]:
         """The contact's DND events as the fold's entries, in log order."""
         marks = ", ".join("?" * len(DND_EVENTS))
-        found = self.read(
-            f"a.location_id = ? AND a.contact_id = ? AND a.event IN ({marks})",
-            (location_id, contact_id, *DND_EVENTS),
-            fetch=fetch,
+        found = self.of_contact(
+            location_id, contact_id, f"a.event IN ({marks})", DND_EVENTS, fetch=fetch
         )
         cache, out = self._entries, []
         for r in found:
@@ -181,4 +266,27 @@ class AuditTrail:
         return out
 
 
-__all__ = ["DND_EVENTS", "RECORD_FIELDS", "AuditRecord", "AuditTrail", "Fetch"]
+def _all_of(
+    found: list[AuditRecord],
+    kind: str,
+    expected: tuple[str, str],
+    key: Callable[[AuditRecord], str | None],
+) -> list[AuditRecord]:
+    """``found`` (an aggregate's rows), checked to be all of the contact or address
+    whose id the aggregate's is derived from: a row that is not is the view disagreeing
+    with the log, an error rather than a row silently left out (the statement has no
+    condition on the location and contact or reference for the same reason)."""
+    for r in found:
+        if (r.location_id, key(r)) != expected:  # the view and the log disagree: show neither
+            raise RuntimeError(
+                f"the audit row at position {r.position} of aggregate {r.aggregate_id} is"
+                f" of {r.location_id}/{key(r)}, not of {kind} {expected[0]}/{expected[1]}"
+            )
+    return found
+
+
+def _and(where: str) -> str:
+    return f" AND ({where})" if where else ""
+
+
+__all__ = ["DND_EVENTS", "RECORD_FIELDS", "AuditRecord", "AuditTrail", "Fetch", "StoredId"]

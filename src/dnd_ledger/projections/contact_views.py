@@ -183,12 +183,11 @@ def find_address(
         ),
         (location_id, ref),
     )
-    signals = ledger.views.trail.read(
-        "a.location_id = ? AND a.address_ref = ? AND a.event NOT IN"
-        " ('Address.Seen', 'Address.Claimed', 'Address.Released')",
-        (location_id, ref),
+    signals = ledger.views.trail.of_address(
+        location_id, ref,
+        "a.event NOT IN ('Address.Seen', 'Address.Claimed', 'Address.Released')",
         fetch=ledger.views.read,
-    )
+    )  # fmt: skip
     return {
         "location_id": location_id,
         "kind": kind,

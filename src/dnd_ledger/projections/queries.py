@@ -317,8 +317,12 @@ class ViewReader:
             params.append(contact_id)
         low = iso(since) if since is not None else None
         high = iso(until) if until is not None else None
+        if location_id is not None and contact_id is not None:  # through its aggregate
+            found = self.trail.of_contact(location_id, contact_id)
+        else:
+            found = self.trail.read(" AND ".join(where), params)
         out = []
-        for r in self.trail.read(" AND ".join(where), params):
+        for r in found:
             f = r.fields
             if (low is not None and f.occurred_at < low) or (
                 high is not None and f.occurred_at > high

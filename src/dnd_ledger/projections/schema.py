@@ -35,14 +35,14 @@ TABLES: dict[str, list[str]] = {
         " position {position} PRIMARY KEY, aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,"
         " location_id TEXT NOT NULL, contact_id TEXT, address_ref TEXT, event TEXT NOT NULL,"
         " before TEXT NOT NULL, after TEXT NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS dnd_audit_contact"
-        " ON dnd_audit (location_id, contact_id, position)",
-        # Gone: a contact's history is read through dnd_audit_contact; a second
-        # index on random ids doubled the pages each commit wrote.
+        # A location's rows in log order (the audit export, reviews, reference scans).
+        "CREATE INDEX IF NOT EXISTS dnd_audit_location ON dnd_audit (location_id, position)",
+        # Gone: one contact's or address's rows are read through the events table's
+        # index on their aggregate (AuditTrail.of_aggregate); an index of the view on
+        # contact or address put each stored event's row on a random page of its own.
         "DROP INDEX IF EXISTS dnd_audit_aggregate",
-        # What providers said about an address (``contacts find``): address rows only.
-        "CREATE INDEX IF NOT EXISTS dnd_audit_address"
-        " ON dnd_audit (location_id, address_ref, position) WHERE address_ref IS NOT NULL",
+        "DROP INDEX IF EXISTS dnd_audit_contact",
+        "DROP INDEX IF EXISTS dnd_audit_address",
     ],
     "stats": [
         "CREATE TABLE IF NOT EXISTS dnd_stats ("

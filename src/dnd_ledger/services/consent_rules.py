@@ -100,9 +100,10 @@ class ConsentRules:
         try:
             said = [
                 r.fields.detail
-                for r in app.views.trail.read(
-                    "a.location_id = ? AND a.contact_id = ? AND a.event = 'ContactLocated'",
-                    (location_id, contact_id),
+                for r in app.views.trail.of_contact(
+                    location_id,
+                    contact_id,
+                    "a.event = 'ContactLocated'",
                     tail=" ORDER BY a.position DESC LIMIT 1",
                 )
             ]

@@ -128,6 +128,11 @@ class EventStore(Application[UUID]):
         schema = str(getattr(self._sql_recorder.datastore, "schema", "") or "public")
         return f'"{schema}"."{table}"', "notification_id"
 
+    def stored_id(self, aggregate_id: UUID) -> Any:
+        """An aggregate id as the events table's ``originator_id`` column holds it (for a
+        lookup through its index): hex text on SQLite, a uuid on PostgreSQL."""
+        return aggregate_id if self.db.engine == "postgres" else _hex(aggregate_id)
+
     def decode_stored(self, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
         """A row of the events table (its originator id, version, topic and state) as
         its domain event, decoded as an aggregate's events are (transcoder, upcasting)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import InfrastructureFactory, Mapper
@@ -33,6 +34,9 @@ class EventLog(Protocol):
     @property
     def events_by_position(self) -> tuple[str, str]:
         """The events table as a query names it, and its column of notification ids."""
+
+    def stored_id(self, aggregate_id: UUID) -> Any:
+        """An aggregate id as the events table's originator id column holds it."""
 
     def decode_stored(self, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
         """A row of the events table as its domain event."""

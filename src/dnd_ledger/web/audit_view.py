@@ -33,10 +33,7 @@ def shared_addresses(
     hold each of those addresses."""
     q = ledger.sql.q
     refs: dict[int, str] = {}
-    for r in ledger.views.trail.read(
-        "a.location_id = ? AND a.contact_id = ?", (location_id, contact_id),
-        fetch=ledger.views.read,
-    ):  # fmt: skip
+    for r in ledger.views.trail.of_contact(location_id, contact_id, fetch=ledger.views.read):
         ref = orjson.loads(r.fields.detail).get("address_ref")
         if isinstance(ref, str):
             refs[r.position] = ref
