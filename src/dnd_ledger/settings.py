@@ -13,8 +13,8 @@ built-in policy), ``pii_key`` / ``pii_key_file`` (``DND_LEDGER_PII_KEY``, hex /
 ``<db>.pii-key``, created on first use), ``signing_key_file`` (``DND_LEDGER_SIGNING_KEY``,
 the notary's Ed25519 key file; without it checkpoints are unsigned), ``checkpoint_every``
 / ``checkpoint_interval`` (events, default 1000 / seconds, default 60), ``cache_entries``
-(how many contacts and addresses the aggregate cache holds, default 50,000),
-``sqlite_cache_mib`` (database pages each SQLite connection keeps in memory, default 64).
+(how many contacts and addresses the aggregate cache holds, default 25,000),
+``sqlite_cache_mib`` (database pages each SQLite connection keeps in memory, default 32).
 These come from flags and the environment only, never from the service's file; an empty
 variable counts as unset, and a bad number is reported, as one line, by :meth:`open`.
 

@@ -869,7 +869,7 @@ class TestDatabase:
 
         default = Settings.from_env(db=str(tmp_path / "d.db")).open()
         try:
-            assert cache_size(default) == -64 * 1024  # KiB, as SQLite counts a negative size
+            assert cache_size(default) == -32 * 1024  # KiB, as SQLite counts a negative size
         finally:
             default.close()
         monkeypatch.setenv("DND_LEDGER_SQLITE_CACHE_MIB", "8")

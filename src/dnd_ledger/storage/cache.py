@@ -23,9 +23,11 @@ from dnd_ledger.domain.keys import KeyLookup
 
 #: Aggregates cached, by default. Compacted, with its cache entry, a contact of the bench
 #: workload takes about 3.4 KB and an address 0.9 KB (tracemalloc, whatever their number
-#: of events), and the workload has two addresses a contact: 50,000 entries hold about
-#: 90 MB, and 170 MB were they all contacts.
-DEFAULT_ENTRIES = 50_000
+#: of events), and the workload has two addresses a contact: 25,000 entries hold about
+#: 45 MB, and 85 MB were they all contacts. At a million stored events 50,000 took the
+#: bench's peak RSS to 374 MB, 25,000 (with 32 MiB SQLite page caches) to 272 MB, at the
+#: same ingest rate there.
+DEFAULT_ENTRIES = 25_000
 
 
 class AggregateCache(Cache[UUID, Any]):

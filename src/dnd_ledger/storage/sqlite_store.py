@@ -45,7 +45,7 @@ class _Connection(SQLiteConnection):
 
 
 #: Pages each connection keeps in memory, in MiB, unless ``SQLITE_CACHE_MIB`` says otherwise.
-DEFAULT_CACHE_MIB = 64
+DEFAULT_CACHE_MIB = 32
 
 
 class _Pool(SQLiteConnectionPool):
