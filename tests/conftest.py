@@ -8,10 +8,14 @@ CI=true, where they must run.
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,7 +133,6 @@ def ledger(db_url: str, clock: Clock) -> Iterator[DndLedger]:
 
 def poison_opt_outs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the projector fail on every OptOutKeyword, as on an event it cannot apply."""
-    from typing import Any
 
     from dnd_ledger.domain.contact import Contact
     from dnd_ledger.projections.batch import Batch
@@ -153,3 +156,44 @@ def poison_opt_outs(monkeypatch: pytest.MonkeyPatch) -> None:
         from_aggregate(work, position, event, *rest)
 
     monkeypatch.setattr(own, "_contact", poisoned_own)
+
+
+@contextmanager
+def raw(db_url: str) -> Iterator[Callable[[str, tuple[Any, ...]], object]]:
+    """Statements on the ledger's database outside any ledger, committed at the end."""
+    if db_url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db_url) as pg:  # commits when the block ends
+            yield lambda statement, params: pg.execute(statement.replace("?", "%s"), params)
+        return
+    conn = sqlite3.connect(db_url)
+    try:
+        yield conn.execute
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def open_together(
+    n: int, db_url: str, key: bytes, clock: Clock
+) -> tuple[list[DndLedger], list[BaseException]]:
+    """``n`` ledgers opened on ``db_url`` at once, one per thread: those opened and the
+    errors of the others (the caller closes the ledgers)."""
+    opened: list[DndLedger] = []
+    failed: list[BaseException] = []
+    go = threading.Barrier(n)
+
+    def open_one() -> None:
+        go.wait()
+        try:
+            opened.append(DndLedger(db_url, pii_key=key, clock=clock))
+        except BaseException as e:  # reported to the caller
+            failed.append(e)
+
+    threads = [threading.Thread(target=open_one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return opened, failed

@@ -9,13 +9,10 @@ view still has the earlier, wide layout.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from tests.conftest import SHARED_DATABASES, TEST_KEY, Clock
+from tests.conftest import SHARED_DATABASES, TEST_KEY, Clock, raw
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
@@ -192,23 +189,6 @@ AUDIT_COLUMNS = {
     "postgres": "SELECT column_name FROM information_schema.columns"
     " WHERE table_name = 'dnd_audit' ORDER BY ordinal_position",
 }
-
-
-@contextmanager
-def raw(db_url: str) -> Iterator[Callable[[str, tuple[Any, ...]], object]]:
-    """Statements on the ledger's database outside any ledger, committed at the end."""
-    if db_url.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(db_url) as pg:
-            yield lambda statement, params: pg.execute(statement.replace("?", "%s"), params)
-        return
-    conn = sqlite3.connect(db_url)
-    try:
-        yield conn.execute
-        conn.commit()
-    finally:
-        conn.close()
 
 
 @SHARED_DATABASES

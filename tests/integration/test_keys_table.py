@@ -5,12 +5,11 @@ redelivered command whose key was recorded long ago, on every backend."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 from uuid import UUID
 
 import pytest
-from tests.conftest import SHARED_DATABASES, TEST_KEY, Clock
+from tests.conftest import SHARED_DATABASES, TEST_KEY, Clock, open_together
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
@@ -227,22 +226,7 @@ def test_two_processes_opening_at_once_both_backfill_correctly(db_url: str, cloc
         _drop_the_table(old)
     finally:
         old.close()
-    opened: list[DndLedger] = []
-    failed: list[BaseException] = []
-    go = threading.Barrier(3)
-
-    def open_one() -> None:
-        go.wait()
-        try:
-            opened.append(DndLedger(db_url, pii_key=TEST_KEY, clock=clock))
-        except BaseException as e:  # reported below
-            failed.append(e)
-
-    threads = [threading.Thread(target=open_one) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    opened, failed = open_together(3, db_url, TEST_KEY, clock)
     try:
         assert failed == []
         assert len(opened) == 3

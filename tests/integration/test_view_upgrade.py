@@ -4,14 +4,10 @@ and until it is, queries fail closed."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from tests.conftest import SHARED_DATABASES, Clock, poison_opt_outs
+from tests.conftest import SHARED_DATABASES, Clock, open_together, poison_opt_outs, raw
 
 from dnd_ledger import commands as c
 from dnd_ledger.application import DndLedger
@@ -39,23 +35,6 @@ OLD_SCHEMA = (
 STATUS_ROWS = "SELECT * FROM dnd_status_contacts ORDER BY aggregate_id"
 AUDIT_ROWS = "SELECT * FROM dnd_audit ORDER BY position"
 STATS_ROWS = "SELECT * FROM dnd_stats WHERE count <> 0 ORDER BY 1, 2, 3"
-
-
-@contextmanager
-def raw(db_url: str) -> Iterator[Callable[[str, tuple[Any, ...]], object]]:
-    """Statements on the ledger's database outside any ledger, committed at the end."""
-    if db_url.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(db_url) as pg:  # commits when the block ends
-            yield lambda statement, params: pg.execute(statement.replace("?", "%s"), params)
-        return
-    conn = sqlite3.connect(db_url)
-    try:
-        yield conn.execute
-        conn.commit()
-    finally:
-        conn.close()
 
 
 def make_old_ledger(db_url: str, clock: Clock) -> dict[str, list[tuple[Any, ...]]]:
@@ -170,22 +149,7 @@ def test_processes_opening_an_old_ledger_together_upgrade_it_once(
     db_url: str, clock: Clock
 ) -> None:
     expected = make_old_ledger(db_url, clock)
-    opened: list[DndLedger] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(3)
-
-    def open_one() -> None:
-        start.wait()
-        try:
-            opened.append(DndLedger(db_url, pii_key=KEY, clock=clock))
-        except BaseException as e:  # reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=open_one) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    opened, errors = open_together(3, db_url, KEY, clock)
     try:
         assert errors == []
         for ledger in opened:
