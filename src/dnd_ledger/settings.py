@@ -77,7 +77,7 @@ from dnd_ledger.notary.signed_note import NoteError, SigningKey, load_private_ke
 from dnd_ledger.storage.cache import DEFAULT_ENTRIES
 from dnd_ledger.storage.persistence import Database, parse_db_url
 from dnd_ledger.storage.pii import load_or_create_key
-from dnd_ledger.storage.sqlite_store import DEFAULT_CACHE_MIB
+from dnd_ledger.storage.sqlite_store import DEFAULT_CACHE_MIB, MAX_CACHE_MIB
 
 DEFAULT_DB = "./dnd-ledger.db"
 Role = Literal["read", "write", "support"]
@@ -91,6 +91,8 @@ LEDGER_KEYS = frozenset(
 _NUMBERS = {
     "checkpoint_every": 1, "checkpoint_interval": 0, "cache_entries": 0, "sqlite_cache_mib": 0,
 }  # fmt: skip
+#: The most of a number field, where there is one.
+_MOST = {"sqlite_cache_mib": MAX_CACHE_MIB}
 
 
 class ConfigError(Exception):
@@ -155,7 +157,7 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(DEFAULT_EVERY, ge=1)
     checkpoint_interval: float = Field(DEFAULT_INTERVAL, ge=0, allow_inf_nan=False)
     cache_entries: int = Field(DEFAULT_ENTRIES, ge=0)
-    sqlite_cache_mib: int = Field(DEFAULT_CACHE_MIB, ge=0)
+    sqlite_cache_mib: int = Field(DEFAULT_CACHE_MIB, ge=0, le=MAX_CACHE_MIB)
     _env_problem: str | None = PrivateAttr(default=None)  # reported by open(), as one line
     # -- the service (its TOML file and the environment) ---------------------------------
     public_url: str | None = None
@@ -214,7 +216,8 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         number = float(value) if info.field_name == "checkpoint_interval" else int(value)
-        if not _NUMBERS[str(info.field_name)] <= number < float("inf"):
+        most = _MOST.get(str(info.field_name), float("inf"))
+        if not (_NUMBERS[str(info.field_name)] <= number < float("inf") and number <= most):
             raise ValueError("out of range")
         return number
 
@@ -362,7 +365,11 @@ def _build(
             name = str(err["loc"][0]) if err["loc"] else ""
             if name in _NUMBERS:
                 raw = err.get("input")
-                problem = f"DND_LEDGER_{name.upper()} must be a number, at least {_NUMBERS[name]}: {raw!r}"
+                most = f", at most {_MOST[name]}" if name in _MOST else ""
+                problem = (
+                    f"DND_LEDGER_{name.upper()} must be a number, at least {_NUMBERS[name]}"
+                    f"{most}: {raw!r}"
+                )
             elif where is not None:
                 loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
                 lines.append(f"{loc}: {err['msg']}")

@@ -25,7 +25,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dnd_ledger import commands as c
+from dnd_ledger.application import DndLedger
 from dnd_ledger.cli.main import cli as dnd_ledger_cli
+from dnd_ledger.domain.errors import InvalidInput
 from dnd_ledger.domain.values import EmailSignal
 from dnd_ledger.settings import Settings
 
@@ -878,9 +880,24 @@ class TestDatabase:
             assert cache_size(ledger) == -8 * 1024
         finally:
             ledger.close()
-        assert cli.fail("init", env={"DND_LEDGER_SQLITE_CACHE_MIB": "-1"}) == (
-            "Error: DND_LEDGER_SQLITE_CACHE_MIB must be a number, at least 0: '-1'"
-        )
+        # The Python API's own arguments win: the library's reading of the process
+        # environment (DND_LEDGER_<KEY>, or another eventsourcing application's keys)
+        # changes nothing.
+        monkeypatch.setenv("COMPRESSOR_TOPIC", "eventsourcing.compressor:ZlibCompressor")
+        own = DndLedger(str(tmp_path / "o.db"), sqlite_cache_mib=16)
+        try:
+            assert cache_size(own) == -16 * 1024
+            assert own.mapper.compressor is None
+        finally:
+            own.close()
+        for bad in ("-1", "1048577", "99999999999999"):  # SQLite would store 0 for the last
+            assert cli.fail("init", env={"DND_LEDGER_SQLITE_CACHE_MIB": bad}) == (
+                "Error: DND_LEDGER_SQLITE_CACHE_MIB must be a number, at least 0, at most"
+                f" 1048576: '{bad}'"
+            )
+        assert not (tmp_path / "dnd-ledger.db").exists()
+        with pytest.raises(InvalidInput, match="from 0 to 1048576 MiB"):
+            DndLedger(str(tmp_path / "e.db"), sqlite_cache_mib=1 << 21)
 
 
 # -- policy ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import StoredEvent, Tracking, Transcoder
+from eventsourcing.utils import Environment
 
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
@@ -81,6 +82,15 @@ class EventStore(Application[UUID]):
     """The ledger's aggregates and their events, stored in one database."""
 
     name = "dnd_ledger"
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        """The library's settings from the ledger's own arguments only. The library also
+        reads the process environment, where ``DND_LEDGER_<KEY>`` (this application's
+        name) would override any of them: an unrelated variable could change the
+        database it opens, or the cache a caller asked for, and a variable set for
+        another eventsourcing application (a compressor, a cipher) would change how
+        this one stores its events."""
+        return Environment(name, {**type(self).env, **(env or {})})
 
     def __init__(
         self,

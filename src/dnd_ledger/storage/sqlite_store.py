@@ -29,6 +29,8 @@ from eventsourcing.sqlite import (
     SQLiteTransaction,
 )
 
+from dnd_ledger.domain.errors import InvalidInput
+
 
 class _WriterFirstTransaction(SQLiteTransaction):
     def __enter__(self) -> SQLiteCursor:
@@ -46,6 +48,8 @@ class _Connection(SQLiteConnection):
 
 #: Pages each connection keeps in memory, in MiB, unless ``SQLITE_CACHE_MIB`` says otherwise.
 DEFAULT_CACHE_MIB = 32
+#: The most SQLite can be asked for (its cache_size is a 32-bit count of KiB): 1 TiB.
+MAX_CACHE_MIB = 1 << 20
 
 
 class _Pool(SQLiteConnectionPool):
@@ -73,4 +77,9 @@ class WaitingSQLiteFactory(SQLiteFactory):
         pool.__class__ = _Pool
         cache = env.get("SQLITE_CACHE_MIB")
         if cache:
-            pool.cache_mib = int(cache)
+            mib = int(cache)
+            if not 0 <= mib <= MAX_CACHE_MIB:
+                raise InvalidInput(
+                    f"the SQLite page cache must be from 0 to {MAX_CACHE_MIB} MiB: {cache!r}"
+                )
+            pool.cache_mib = mib
