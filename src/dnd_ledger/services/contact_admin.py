@@ -99,10 +99,16 @@ def belongs_to(ledger: Ledger, location_id: str, ref: str) -> bool:
             "SELECT 1 FROM dnd_addresses WHERE location_id = ? AND ref = ?", (location_id, ref)
         )
         return bool(rows)
-    # A text's reference is in some event's detail (an Address.Seen has none).
+    # A text's reference is in some event's detail (an Address.Seen has none). The
+    # database finds the stored events whose bytes hold it (a reference is letters and
+    # digits: JSON writes it as it is); only those are decoded, to look in the detail.
     quoted = f'"{ref}"'
+    holds = (
+        "instr(e.state, ?) > 0" if ledger.sql.dialect == "sqlite" else "position(? in e.state) > 0"
+    )
     found = ledger.views.trail.scan(
-        "a.location_id = ? AND a.event <> 'Address.Seen'", (location_id,)
+        f"a.location_id = ? AND a.event <> 'Address.Seen' AND {holds}",
+        (location_id, ref.encode()),
     )
     return any(quoted in r.fields.detail for r in found)
 
