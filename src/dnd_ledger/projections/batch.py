@@ -151,7 +151,7 @@ class Batch:
             if found is None:
                 raise RuntimeError(f"contact {aid} has events before its registration")
             cv = found
-        before = cv.statuses()
+        before = dict(cv.channels)  # take() changes them in place
         effect: Effect | None = None
         if isinstance(e, Contact.DndEvent):
             effect = Effect.from_dict(e.effect)
@@ -160,7 +160,7 @@ class Batch:
             cv.take(entry, self.history(cv) if late else None)
         else:
             cv.version = e.originator_version
-        before_s, after_s = changed(before, cv.statuses(), effect.touched if effect else ())
+        before_s, after_s = changed(before, cv.channels, effect.touched if effect else ())
         self.audit.append(
             contact_audit_row(position, e, cv.location_id, cv.contact_id, before_s, after_s)
         )

@@ -21,10 +21,9 @@ from typing import Any
 
 from dnd_ledger.domain.address import Address
 from dnd_ledger.domain.contact import Contact
-from dnd_ledger.domain.state import ALL_INACTIVE, ChannelChange, Channels, overall
-from dnd_ledger.domain.values import ALL_CHANNELS
+from dnd_ledger.domain.state import ALL_INACTIVE, ChannelChange, overall
 from dnd_ledger.projections.batch import Batch
-from dnd_ledger.projections.rows import NAME, ContactView, changed, contact_audit_row, stats_keys
+from dnd_ledger.projections.rows import ContactView, changed, contact_audit_row, stats_keys
 
 _REGISTERED = ChannelChange(dict(ALL_INACTIVE), dict(ALL_INACTIVE), None)
 
@@ -76,14 +75,10 @@ def _contact(work: Batch, position: int, e: Any, agg: Contact, change: ChannelCh
     cv.last_occurred = agg.last_occurred
     cv.channels = dict(after)
     cv.overall = overall(cv.channels)
-    before_s, after_s = changed(_names(before), _names(after), effect.touched if effect else ())
+    before_s, after_s = changed(before, after, effect.touched if effect else ())
     work.audit.append(
         contact_audit_row(position, e, agg.location_id, agg.contact_id, before_s, after_s)
     )
-
-
-def _names(channels: Channels) -> dict[str, str]:
-    return {NAME[c]: NAME[channels[c].status] for c in ALL_CHANNELS}
 
 
 __all__ = ["fill"]

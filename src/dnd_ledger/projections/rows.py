@@ -8,6 +8,7 @@ audit row), and an event gives the fields the audit trail shows of it
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,10 +42,6 @@ class ContactView:
         if not self.channels:
             self.channels = self.state.channels()
             self.overall = overall(self.channels)
-
-    def statuses(self) -> dict[str, str]:
-        channels = self.channels
-        return {NAME[c]: NAME[channels[c].status] for c in ALL_CHANNELS}
 
     def take(self, entry: Entry, history: list[Entry] | None) -> None:
         """Apply an entry; ``history`` is every earlier entry when it arrived late."""
@@ -96,13 +93,16 @@ def effect_words(effect: Effect) -> str:
 
 
 def changed(
-    before: dict[str, str], after: dict[str, str], channels: tuple[Channel, ...]
+    before: Mapping[Channel, ChannelState],
+    after: Mapping[Channel, ChannelState],
+    channels: tuple[Channel, ...],
 ) -> tuple[str, str]:
-    """Before/after of the channels an event names (or of those it changed)."""
-    names = [NAME[c] for c in channels] or [k for k in after if before.get(k) != after[k]]
+    """Before/after, as the audit row stores them, of the channels an event names (or,
+    when it names none, of those whose status it changed), in that order."""
+    chosen = channels or [c for c in ALL_CHANNELS if before[c].status is not after[c].status]
     return (
-        orjson.dumps({n: before.get(n, "inactive") for n in names}).decode(),
-        orjson.dumps({n: after[n] for n in names}).decode(),
+        orjson.dumps({NAME[c]: NAME[before[c].status] for c in chosen}).decode(),
+        orjson.dumps({NAME[c]: NAME[after[c].status] for c in chosen}).decode(),
     )
 
 
