@@ -60,7 +60,6 @@ class Projector:
     def __init__(self, app: EventLog) -> None:
         self.app = app
         self.sql = app.sql
-        self.datastore: Any = app.sql.datastore
         self.tracking: Any = app.factory.tracking_recorder()
         # What this process last wrote, kept between batches. Valid only while
         # nobody else moved the views: checked against the position each batch.
@@ -216,11 +215,8 @@ class Projector:
         return self.qualified(str(self.tracking.tracking_table_name))
 
     def qualified(self, table: str) -> str:
-        """A table's name, with its schema on PostgreSQL."""
-        if self.sql.dialect != "postgres":
-            return table
-        schema = getattr(self.datastore, "schema", "") or ""
-        return f"{schema}.{table}" if schema else table
+        """A table's name, with its schema on PostgreSQL (see EventLog.qualified)."""
+        return self.app.qualified(table)
 
     def tracking_table(self) -> str:
         return "tracking" if self.sql.dialect == "sqlite" else self._pg_tracking_table()

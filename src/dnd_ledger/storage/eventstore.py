@@ -128,15 +128,20 @@ class EventStore(Application[UUID]):
     def events_table(self) -> str:
         return str(self._sql_recorder.events_table_name)
 
+    def qualified(self, table: str) -> str:
+        """A table's name as a query names it: on PostgreSQL with the schema the library
+        created it in, quoted as the library quotes both."""
+        if self.db.engine != "postgres":
+            return table
+        schema = str(getattr(self._sql_recorder.datastore, "schema", "") or "public")
+        return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+
     @property
     def events_by_position(self) -> tuple[str, str]:
-        """The events table as a query names it (with its schema on PostgreSQL) and its
-        column of notification ids (SQLite's ``rowid``), for joins on a log position."""
-        table = self.events_table
-        if self.db.engine != "postgres":
-            return table, "rowid"
-        schema = str(getattr(self._sql_recorder.datastore, "schema", "") or "public")
-        return f'"{schema}"."{table}"', "notification_id"
+        """The events table as a query names it and its column of notification ids
+        (SQLite's ``rowid``), for joins on a log position."""
+        column = "notification_id" if self.db.engine == "postgres" else "rowid"
+        return self.qualified(self.events_table), column
 
     def stored_id(self, aggregate_id: UUID) -> Any:
         """An aggregate id as the events table's ``originator_id`` column holds it (for a
@@ -220,10 +225,7 @@ class EventStore(Application[UUID]):
     def open_keys(self) -> None:
         """Backfill the keys table from the log unless it is marked complete (run with
         the tables' creators: on PostgreSQL under their lock)."""
-        table = self.events_table
-        if self.db.engine == "postgres":
-            table = f'"{self._sql_recorder.datastore.schema}"."{table}"'
-        self.keys.open(table, self.mapper.to_domain_event)
+        self.keys.open(self.qualified(self.events_table), self.mapper.to_domain_event)
 
     def write_keys(self, c: Any, staged: Staged) -> None:
         """The idempotency keys of the batch's events, in its transaction ``c``."""

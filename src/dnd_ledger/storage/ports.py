@@ -31,6 +31,9 @@ class EventLog(Protocol):
 
     @property
     def events_table(self) -> str: ...
+    def qualified(self, table: str) -> str:
+        """A table's name as a query names it (with its schema on PostgreSQL)."""
+
     @property
     def events_by_position(self) -> tuple[str, str]:
         """The events table as a query names it, and its column of notification ids."""
